@@ -1,0 +1,71 @@
+//! Where entries live: Redis (pooled, multiplexed) or process memory.
+
+mod memory;
+mod redis;
+mod shared_connection;
+
+use std::time::Duration;
+
+pub(crate) use self::memory::MemoryBackend;
+pub(crate) use self::redis::{RedisBackend, RedisSettings};
+use crate::error::Result;
+use crate::key::KeyMatcher;
+
+/// The store behind a [`Cache`](crate::Cache). An enum rather than a trait
+/// object: the hot path stays free of boxed futures.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    Redis(RedisBackend),
+    Memory(MemoryBackend),
+}
+
+impl Backend {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Backend::Redis(b) => b.get(key).await,
+            Backend::Memory(b) => Ok(b.get(key).await),
+        }
+    }
+
+    pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        match self {
+            Backend::Redis(b) => b.set(key, value, ttl).await,
+            Backend::Memory(b) => {
+                b.set(key, value, ttl).await;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(b) => b.delete(key).await,
+            Backend::Memory(b) => Ok(b.delete(key).await),
+        }
+    }
+
+    pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
+        match self {
+            Backend::Redis(b) => b.delete_matching(matcher).await,
+            Backend::Memory(b) => Ok(b.delete_matching(matcher).await),
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        match self {
+            Backend::Redis(b) => b.ping().await,
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Backend::Redis(b) => format!("redis at {}", b.url()),
+            Backend::Memory(_) => "in-memory".to_owned(),
+        }
+    }
+
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Backend::Memory(_))
+    }
+}

@@ -1,0 +1,178 @@
+//! Configuring a [`Cache`].
+
+use std::time::Duration;
+
+use crate::backend::{Backend, MemoryBackend, RedisBackend};
+use crate::backend::RedisSettings;
+use crate::cache::{Cache, Inner};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::key::KeyBuilder;
+
+/// Builds a [`Cache`]. Without a URL the cache lives in process memory.
+///
+/// ```
+/// use cache_core::{Cache, Codec};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder()
+///     .url("redis://:secret@127.0.0.1:6379/0")
+///     .prefix("shop")
+///     .version(2)
+///     .default_ttl(Some(Duration::from_secs(600)))
+///     .response_timeout(Duration::from_millis(200))
+///     .codec(Codec::builder().compress_threshold(4096).build())
+///     .build() // no connection yet; `.connect().await` would check the server
+///     .unwrap();
+/// assert_eq!(cache.full_key("k"), "shop:2:k");
+/// assert_eq!(cache.describe_backend(), "redis at redis://:****@127.0.0.1:6379/0");
+/// ```
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct CacheBuilder {
+    name: String,
+    url: Option<String>,
+    connections: usize,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    prefix: String,
+    version: u32,
+    default_ttl: Option<Duration>,
+    codec: Codec,
+    memory_capacity: u64,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        Self {
+            name: "default".into(),
+            url: None,
+            connections: 1,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_millis(500),
+            prefix: "memo".into(),
+            version: 1,
+            default_ttl: Some(Duration::from_secs(300)),
+            codec: Codec::default(),
+            memory_capacity: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// A name for logs and the registry (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Store entries in Redis at `url`: `redis://[user:password@]host[:port][/db]`,
+    /// `rediss://…` (TLS, with the `tls` feature) or `redis+unix:///path.sock`.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Store entries in process memory (the default when no URL is given).
+    pub fn in_memory(mut self) -> Self {
+        self.url = None;
+        self
+    }
+
+    /// Number of multiplexed Redis connections requests are spread over
+    /// (default 1: one connection pipelines concurrent requests by itself).
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.connections = connections;
+        self
+    }
+
+    /// How long to wait for a new connection (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for any reply (default 500 ms). A memoized call whose
+    /// lookup takes longer computes instead.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Key prefix for everything this cache writes (django's `KEY_PREFIX`,
+    /// default `"memo"`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Key version (django's `VERSION`, default 1); bump it to orphan every
+    /// entry at once after an incompatible deploy.
+    pub fn version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Expiry of values stored without an explicit ttl (default 300 s, as
+    /// django's `TIMEOUT`); `None` keeps them until deleted or evicted.
+    pub fn default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// How values are encoded (default MessagePack + zlib above 1 KiB).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Bytes of keys and values the in-memory backend keeps (default 256 MiB).
+    pub fn memory_capacity(mut self, bytes: u64) -> Self {
+        self.memory_capacity = bytes;
+        self
+    }
+
+    /// The cache. Validates the settings and the URL but does not connect:
+    /// the first call does, and a memoized call computes while Redis is away.
+    pub fn build(self) -> Result<Cache> {
+        if self.prefix.contains(char::is_whitespace) {
+            return Err(Error::Config(format!(
+                "prefix {:?} contains whitespace; use letters, digits, '_', '-', '.' or ':'",
+                self.prefix
+            )));
+        }
+        if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
+            return Err(Error::Config(
+                "timeouts must be above zero; use e.g. Duration::from_millis(500)".into(),
+            ));
+        }
+        let backend = match &self.url {
+            Some(url) => Backend::Redis(RedisBackend::new(RedisSettings {
+                url: url.clone(),
+                connections: self.connections,
+                connect_timeout: self.connect_timeout,
+                response_timeout: self.response_timeout,
+            })?),
+            None => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
+        };
+        Ok(Cache::from_inner(Inner {
+            name: self.name,
+            backend,
+            codec: self.codec,
+            keys: KeyBuilder::new(&self.prefix, self.version),
+            default_ttl: self.default_ttl,
+            stats: Default::default(),
+            flights: Default::default(),
+            landings: Default::default(),
+            log: Default::default(),
+        }))
+    }
+
+    /// Builds the cache and checks that the backend answers a `PING`, so a
+    /// wrong URL or a stopped server is reported at start-up.
+    pub async fn connect(self) -> Result<Cache> {
+        let cache = self.build()?;
+        cache.ping().await?;
+        Ok(cache)
+    }
+}

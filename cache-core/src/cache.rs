@@ -1,0 +1,487 @@
+//! The cache handle: strict operations that return errors, and the
+//! fail-open memoizing path the `#[cache_memoize]` attribute calls.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::blocking::{block_on_io, wait_here};
+use crate::builder::CacheBuilder;
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::key::KeyBuilder;
+use crate::single_flight::{self, Landing, Role, SingleFlight};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::store::{self, StorePolicy};
+use crate::throttled_log::ThrottledLog;
+
+/// A cache: a backend (Redis or in-memory), a codec and a key namespace.
+///
+/// Cheap to clone; clones share connections, counters and single-flight state.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cache_core::Cache;
+/// use std::time::Duration;
+///
+/// let cache = Cache::memory(); // or Cache::builder().url("redis://127.0.0.1/").build()?
+/// let price = cache
+///     .get_or_compute("price:42", Some(Duration::from_secs(60)), || async { 19.99_f64 })
+///     .await;
+/// assert_eq!(price, 19.99);
+/// assert_eq!(cache.get::<f64>("price:42").await.unwrap(), Some(19.99));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) name: String,
+    pub(crate) backend: Backend,
+    pub(crate) codec: Codec,
+    pub(crate) keys: KeyBuilder,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) stats: Stats,
+    pub(crate) flights: SingleFlight,
+    pub(crate) landings: AtomicU64,
+    pub(crate) log: ThrottledLog,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.inner.name)
+            .field("backend", &self.inner.backend)
+            .field("keys", &self.inner.keys)
+            .field("default_ttl", &self.inner.default_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where backend calls run: on the caller's runtime, or (for plain `fn`s) on
+/// the crate's own I/O runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IoMode {
+    Inline,
+    IoRuntime,
+}
+
+/// How one memoized call behaves.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Expiry of a stored value; `None` uses the cache's default ttl.
+    pub ttl: Option<Duration>,
+    /// Skip the lookup: compute, store and return (django's `_refresh=True`).
+    pub refresh: bool,
+}
+
+impl CallOptions {
+    /// Options with this ttl (`None`: the cache's default).
+    pub fn ttl(ttl: Option<Duration>) -> Self {
+        Self {
+            ttl,
+            refresh: false,
+        }
+    }
+
+    /// The same options, recomputing instead of looking up.
+    pub fn refreshing(mut self) -> Self {
+        self.refresh = true;
+        self
+    }
+}
+
+impl Cache {
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// An in-memory cache with the default settings (the embedded default).
+    pub fn memory() -> Cache {
+        CacheBuilder::default()
+            .build()
+            .expect("the default in-memory configuration is valid")
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Cache {
+        Cache {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The name this cache was built with (`"default"` unless set).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// "redis at redis://host:6379/" or "in-memory", password redacted.
+    pub fn describe_backend(&self) -> String {
+        self.inner.backend.describe()
+    }
+
+    /// Whether this cache keeps entries in process memory.
+    pub fn is_in_memory(&self) -> bool {
+        self.inner.backend.is_memory()
+    }
+
+    /// The key layout of this cache.
+    pub fn keys(&self) -> &KeyBuilder {
+        &self.inner.keys
+    }
+
+    /// The full key stored for `key`: `{prefix}:{version}:{key}`.
+    pub fn full_key(&self, key: &str) -> String {
+        self.inner.keys.full_key(key)
+    }
+
+    /// The codec values are written with.
+    pub fn codec(&self) -> &Codec {
+        &self.inner.codec
+    }
+
+    /// The ttl used when a call gives none.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
+    }
+
+    /// A snapshot of this cache's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Checks that the backend answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.inner.backend.ping().await
+    }
+
+    /// The value stored under `key`; `Ok(None)` when there is none or it does
+    /// not decode (counted in [`StatsSnapshot::decode_failures`]).
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let full = self.full_key(key);
+        let entry = self.inner.backend.get(&full).await?;
+        Ok(entry.and_then(|bytes| self.decode_entry(&full, &bytes)))
+    }
+
+    /// The raw stored entry (header and payload) under `key`.
+    pub async fn get_entry(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.backend.get(&self.full_key(key)).await
+    }
+
+    /// Stores `value` under `key` for `ttl` (`None`: the default ttl).
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let entry = self.inner.codec.encode(value).map_err(Error::Encode)?;
+        self.inner
+            .backend
+            .set(&self.full_key(key), &entry, self.ttl_or_default(ttl))
+            .await
+    }
+
+    /// Deletes `key`; whether it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.inner.backend.delete(&self.full_key(key)).await
+    }
+
+    /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
+    /// never `KEYS`); how many were deleted.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let matcher = self.inner.keys.matcher_for_prefix(prefix);
+        self.inner.backend.delete_matching(&matcher).await
+    }
+
+    /// Deletes every entry of the memoized function with this prefix, and no
+    /// entry of any other function.
+    pub async fn delete_function(&self, function_prefix: &str) -> Result<u64> {
+        let matcher = self.inner.keys.matcher_for_function(function_prefix);
+        self.inner.backend.delete_matching(&matcher).await
+    }
+
+    /// The memoizing path: the value under `key` if there is one that
+    /// decodes, else `compute()`'s value, stored for `ttl`.
+    ///
+    /// Never fails: backend trouble is counted, logged once per burst and
+    /// answered by computing. Concurrent callers of one missing key in this
+    /// process share one computation.
+    pub async fn get_or_compute<T, F, Fut>(&self, key: &str, ttl: Option<Duration>, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.memoize(key, CallOptions::ttl(ttl), compute, store::always, |v| v)
+            .await
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) for fallible computations:
+    /// only `Ok` values are stored; errors are returned and not cached.
+    pub async fn try_get_or_compute<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        compute: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.memoize(key, CallOptions::ttl(ttl), compute, store::ok, Ok)
+            .await
+    }
+
+    /// The general memoizing path the attribute expands to.
+    ///
+    /// The call returns `R`; what is stored is an `S` extracted from it by
+    /// `stored` (`None`: do not store this result, e.g. an `Err`), and a hit
+    /// is turned back into an `R` by `wrap`.
+    pub async fn memoize<R, S, F, Fut>(
+        &self,
+        key: &str,
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+        wrap: impl FnOnce(S) -> R,
+    ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        self.memoize_in(IoMode::Inline, key, options, compute, stored, wrap)
+            .await
+    }
+
+    /// [`memoize`](Self::memoize) for plain (blocking) functions: callable
+    /// from any thread, with or without a tokio runtime, including
+    /// `spawn_blocking`. Backend I/O runs on the crate's I/O runtime;
+    /// `compute` runs on the calling thread.
+    pub fn memoize_blocking<R, S, F>(
+        &self,
+        key: &str,
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+        wrap: impl FnOnce(S) -> R,
+    ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce() -> R,
+    {
+        let mode = if self.inner.backend.is_memory() {
+            IoMode::Inline
+        } else {
+            IoMode::IoRuntime
+        };
+        wait_here(self.memoize_in(mode, key, options, || async { compute() }, stored, wrap))
+    }
+
+    /// [`get_or_compute`](Self::get_or_compute) for plain (blocking) code.
+    pub fn get_or_compute_blocking<T, F>(&self, key: &str, ttl: Option<Duration>, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        self.memoize_blocking(key, CallOptions::ttl(ttl), compute, store::always, |v| v)
+    }
+
+    /// Runs a strict operation from plain code (any thread, any context).
+    pub fn block_on<F, Fut, T>(&self, op: F) -> T
+    where
+        F: FnOnce(Cache) -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        block_on_io(op(self.clone()))
+    }
+
+    async fn memoize_in<R, S, F, Fut>(
+        &self,
+        mode: IoMode,
+        key: &str,
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+        wrap: impl FnOnce(S) -> R,
+    ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let full = self.full_key(key);
+        let landings_before = self.inner.landings.load(Ordering::Acquire);
+        let mut backend_ok = true;
+        if !options.refresh {
+            match self.lookup::<S>(mode, &full).await {
+                Lookup::Hit(value) => return wrap(value),
+                Lookup::Miss => {}
+                Lookup::Unavailable => backend_ok = false,
+            }
+        }
+        let leader = if options.refresh {
+            None
+        } else {
+            match self.inner.flights.join(&full) {
+                Role::Leader(guard) => Some(guard),
+                Role::Follower(flight) => {
+                    Stats::bump(&self.inner.stats.shared_computations);
+                    if let Landing::Entry(entry) = single_flight::wait(flight).await {
+                        if let Some(value) = self.decode_entry::<S>(&full, &entry) {
+                            return wrap(value);
+                        }
+                    }
+                    None
+                }
+            }
+        };
+        // A flight for this key may have landed between our lookup and our
+        // join; then its value is in the store and computing again is waste.
+        if leader.is_some()
+            && backend_ok
+            && self.inner.landings.load(Ordering::Acquire) != landings_before
+        {
+            if let Lookup::Hit(value) = self.lookup::<S>(mode, &full).await {
+                return wrap(value);
+            }
+        }
+        let result = compute().await;
+        // Even when the backend is unavailable, waiting callers get the value.
+        let landing = match stored(&result) {
+            Some(value) => self.store(mode, &full, value, options.ttl, backend_ok).await,
+            None => Landing::Nothing,
+        };
+        if let Some(leader) = leader {
+            self.inner.landings.fetch_add(1, Ordering::AcqRel);
+            leader.land(landing);
+        }
+        result
+    }
+
+    async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
+        let got = match mode {
+            IoMode::Inline => self.inner.backend.get(full).await,
+            IoMode::IoRuntime => {
+                let cache = self.clone();
+                let key = full.to_owned();
+                block_on_io_async(async move { cache.inner.backend.get(&key).await }).await
+            }
+        };
+        match got {
+            Ok(Some(entry)) => match self.decode_entry::<S>(full, &entry) {
+                Some(value) => {
+                    Stats::bump(&self.inner.stats.hits);
+                    tracing::trace!(cache = %self.inner.name, key = full, "hit");
+                    Lookup::Hit(value)
+                }
+                None => {
+                    Stats::bump(&self.inner.stats.misses);
+                    Lookup::Miss
+                }
+            },
+            Ok(None) => {
+                Stats::bump(&self.inner.stats.misses);
+                tracing::trace!(cache = %self.inner.name, key = full, "miss");
+                Lookup::Miss
+            }
+            Err(e) => {
+                Stats::bump(&self.inner.stats.misses);
+                self.backend_error("get", &e);
+                Lookup::Unavailable
+            }
+        }
+    }
+
+    async fn store<S: Serialize>(
+        &self,
+        mode: IoMode,
+        full: &str,
+        value: &S,
+        ttl: Option<Duration>,
+        write: bool,
+    ) -> Landing {
+        let entry: Arc<[u8]> = match self.inner.codec.encode(value) {
+            Ok(entry) => entry.into(),
+            Err(e) => {
+                Stats::bump(&self.inner.stats.store_skipped);
+                tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
+                return Landing::Nothing;
+            }
+        };
+        if !write {
+            return Landing::Entry(entry);
+        }
+        let ttl = self.ttl_or_default(ttl);
+        let written = match mode {
+            IoMode::Inline => self.inner.backend.set(full, &entry, ttl).await,
+            IoMode::IoRuntime => {
+                let cache = self.clone();
+                let key = full.to_owned();
+                let bytes = entry.clone();
+                block_on_io_async(async move { cache.inner.backend.set(&key, &bytes, ttl).await })
+                    .await
+            }
+        };
+        match written {
+            Ok(()) => {
+                Stats::bump(&self.inner.stats.stores);
+                Landing::Entry(entry)
+            }
+            Err(e) => {
+                self.backend_error("set", &e);
+                // The value is still good for the callers waiting on it.
+                Landing::Entry(entry)
+            }
+        }
+    }
+
+    fn decode_entry<S: DeserializeOwned>(&self, full: &str, entry: &[u8]) -> Option<S> {
+        match self.inner.codec.decode(entry) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                Stats::bump(&self.inner.stats.decode_failures);
+                tracing::debug!(
+                    cache = %self.inner.name,
+                    key = full,
+                    "entry does not decode, treating it as a miss: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    fn backend_error(&self, operation: &str, error: &Error) {
+        Stats::bump(&self.inner.stats.errors);
+        self.inner.log.warn(&self.inner.name, operation, error);
+    }
+
+    fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
+        ttl.or(self.inner.default_ttl)
+    }
+}
+
+enum Lookup<S> {
+    Hit(S),
+    Miss,
+    Unavailable,
+}
+
+/// Runs `future` on the I/O runtime and awaits it from any executor.
+async fn block_on_io_async<T: Send + 'static>(
+    future: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    crate::blocking::spawn_io(future).await
+}

@@ -1,0 +1,122 @@
+//! Errors of the strict API (`Cache::get`, `Cache::set`, …).
+//!
+//! The memoizing path (`Cache::get_or_compute` and the `#[cache_memoize]`
+//! attribute) never returns these: it counts and logs them, then computes.
+
+use std::time::Duration;
+
+use crate::redacted_url::RedactedUrl;
+
+/// What went wrong while talking to the cache, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection URL could not be understood.
+    #[error(
+        "invalid Redis URL `{url}`: {reason}; write it as redis://[user:password@]host[:port][/db], \
+         rediss://… for TLS, or redis+unix:///path/to/redis.sock"
+    )]
+    InvalidUrl {
+        /// The URL, with any password replaced by `****`.
+        url: RedactedUrl,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// No connection to Redis could be made.
+    #[error(
+        "cannot connect to Redis at {url}: {reason}; check that redis-server runs there and that \
+         the host, port, password and TLS settings in the URL are right"
+    )]
+    Connect {
+        /// The URL, with any password replaced by `****`.
+        url: RedactedUrl,
+        /// The underlying reason.
+        reason: String,
+    },
+
+    /// Redis did not answer in time.
+    #[error(
+        "Redis at {url} did not answer within {timeout:?}; the server may be overloaded, paused or \
+         unreachable (raise `response_timeout` on the builder if large values need longer)"
+    )]
+    Timeout {
+        /// The URL, with any password replaced by `****`.
+        url: RedactedUrl,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+
+    /// Redis answered with an error reply, or the connection broke mid-command.
+    #[error("Redis command failed at {url}: {reason}")]
+    Command {
+        /// The URL, with any password replaced by `****`.
+        url: RedactedUrl,
+        /// The reply or I/O error.
+        reason: String,
+    },
+
+    /// The value could not be encoded (serialized or compressed).
+    #[error("cannot encode the value: {0}")]
+    Encode(#[source] CodecError),
+
+    /// The builder was given settings that cannot work together.
+    #[error("invalid cache configuration: {0}")]
+    Config(String),
+}
+
+/// Why a value could not be encoded or decoded.
+///
+/// On the read path each of these is a cache miss: the value is recomputed and
+/// the entry overwritten.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The entry is shorter than its header or does not start with the magic byte.
+    #[error("not a cache entry: {0}")]
+    BadHeader(&'static str),
+    /// The entry was written by a newer format version.
+    #[error("entry format version {0} is not supported by this build (it reads version 1)")]
+    UnsupportedVersion(u8),
+    /// The entry names a serializer this build does not have.
+    #[error("entry was written with serializer id {0}, which is not compiled in (enable its cargo feature)")]
+    UnknownSerializer(u8),
+    /// The entry names a compressor this build does not have.
+    #[error("entry was written with compressor id {0}, which is not compiled in (enable its cargo feature)")]
+    UnknownCompressor(u8),
+    /// The value would inflate beyond the configured limit.
+    #[error("entry inflates to more than {limit} bytes (the configured max_value_size); refusing to decode it")]
+    TooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The serializer refused the value.
+    #[error("{serializer} could not serialize the value: {message}")]
+    Serialize {
+        /// Serializer name.
+        serializer: &'static str,
+        /// Its message.
+        message: String,
+    },
+    /// The bytes do not deserialize into the requested type (corrupt, or
+    /// written by another version of the program).
+    #[error("{serializer} could not deserialize the entry: {message}")]
+    Deserialize {
+        /// Serializer name.
+        serializer: &'static str,
+        /// Its message.
+        message: String,
+    },
+    /// The compressor failed.
+    #[error("{compressor} failed: {source}")]
+    Compression {
+        /// Compressor name.
+        compressor: &'static str,
+        /// The I/O error it reported.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

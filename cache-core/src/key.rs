@@ -1,0 +1,213 @@
+//! The one definition of the key layout.
+//!
+//! Every key this crate writes is
+//!
+//! ```text
+//! {cache prefix}:{version}:{key}
+//! ```
+//!
+//! as in django's `KEY_PREFIX:VERSION:key`. A memoized function's key is
+//!
+//! ```text
+//! {cache prefix}:{version}:{function prefix}:{args hash}
+//! ```
+//!
+//! where `args hash` is 32 lowercase hex digits: the XXH3-128 hash of the
+//! arguments serialized as MessagePack (structs as maps). XXH3 and MessagePack
+//! are both fixed specifications, so the same arguments give the same key in
+//! every process, on every machine and after upgrades; a golden test pins it.
+//! MessagePack is self-delimiting, so two different argument lists of one
+//! function never serialize to the same bytes; the function prefix sits in
+//! the readable part, so two functions never share a key.
+//!
+//! Arguments whose serialized form depends on iteration order (a
+//! `std::collections::HashMap`) give unstable keys: use `BTreeMap` or
+//! `IndexMap` in arguments.
+
+use std::io;
+
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::CodecError;
+
+/// Number of hex digits in an argument hash.
+pub const ARGS_HASH_LEN: usize = 32;
+
+/// Builds full keys from user keys: `{prefix}:{version}:{key}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyBuilder {
+    namespace: String,
+}
+
+impl KeyBuilder {
+    /// A builder for `prefix` and `version` (django's `KEY_PREFIX` and `VERSION`).
+    pub fn new(prefix: &str, version: u32) -> Self {
+        Self {
+            namespace: format!("{prefix}:{version}:"),
+        }
+    }
+
+    /// The full key of a user key.
+    ///
+    /// ```
+    /// # use cache_core::KeyBuilder;
+    /// assert_eq!(KeyBuilder::new("app", 2).full_key("user:7"), "app:2:user:7");
+    /// ```
+    pub fn full_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.namespace.len() + key.len());
+        full.push_str(&self.namespace);
+        full.push_str(key);
+        full
+    }
+
+    /// A matcher for every key whose user key starts with `prefix`.
+    pub fn matcher_for_prefix(&self, prefix: &str) -> KeyMatcher {
+        KeyMatcher {
+            prefix: self.full_key(prefix),
+            exact_hash_suffix: false,
+        }
+    }
+
+    /// A matcher for exactly the entries of the memoized function with this
+    /// function prefix: `{ns}{function prefix}:` followed by one args hash,
+    /// so a function named `a` never matches the entries of `a:b`.
+    pub fn matcher_for_function(&self, function_prefix: &str) -> KeyMatcher {
+        let mut prefix = self.full_key(function_prefix);
+        prefix.push(':');
+        KeyMatcher {
+            prefix,
+            exact_hash_suffix: true,
+        }
+    }
+}
+
+/// The user key of one call of a memoized function: `{function prefix}:{args hash}`.
+///
+/// ```
+/// # use cache_core::key::function_key;
+/// let key = function_key("shop::price", &(&42u64, &"EUR")).unwrap();
+/// assert!(key.starts_with("shop::price:"));
+/// assert_eq!(key.len(), "shop::price:".len() + 32);
+/// ```
+pub fn function_key<A: Serialize + ?Sized>(
+    function_prefix: &str,
+    args: &A,
+) -> Result<String, CodecError> {
+    let hash = args_hash(args)?;
+    let mut key = String::with_capacity(function_prefix.len() + 1 + ARGS_HASH_LEN);
+    key.push_str(function_prefix);
+    key.push(':');
+    // `{:032x}` always writes 32 digits.
+    use std::fmt::Write as _;
+    let _ = write!(key, "{hash:032x}");
+    Ok(key)
+}
+
+/// The stable 128-bit hash of `args`' MessagePack form.
+pub fn args_hash<A: Serialize + ?Sized>(args: &A) -> Result<u128, CodecError> {
+    let mut hasher = HashWriter(Xxh3::new());
+    let mut ser = rmp_serde::Serializer::new(&mut hasher).with_struct_map();
+    args.serialize(&mut ser)
+        .map_err(|e| CodecError::Serialize {
+            serializer: "msgpack (key)",
+            message: e.to_string(),
+        })?;
+    Ok(hasher.0.digest128())
+}
+
+struct HashWriter(Xxh3);
+
+impl io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Selects keys by prefix, the same way in every backend: Redis gets a
+/// `SCAN MATCH` glob, the in-memory backend calls [`KeyMatcher::matches`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyMatcher {
+    prefix: String,
+    exact_hash_suffix: bool,
+}
+
+impl KeyMatcher {
+    /// Whether `full_key` is selected.
+    pub fn matches(&self, full_key: &str) -> bool {
+        match full_key.strip_prefix(self.prefix.as_str()) {
+            None => false,
+            Some(rest) if self.exact_hash_suffix => {
+                rest.len() == ARGS_HASH_LEN && rest.bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// The Redis glob pattern for `SCAN … MATCH`, with glob metacharacters
+    /// of the prefix escaped.
+    pub fn glob(&self) -> String {
+        let mut glob = String::with_capacity(self.prefix.len() + ARGS_HASH_LEN + 4);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                glob.push('\\');
+            }
+            glob.push(c);
+        }
+        if self.exact_hash_suffix {
+            for _ in 0..ARGS_HASH_LEN {
+                glob.push_str("[0-9a-f]");
+            }
+        } else {
+            glob.push('*');
+        }
+        glob
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn different_argument_lists_get_different_keys() {
+        let keys = [
+            function_key("f", &(&1u32,)).unwrap(),
+            function_key("f", &(&1u32, &2u32)).unwrap(),
+            function_key("f", &(&"1",)).unwrap(),
+            function_key("f", &(&12u32,)).unwrap(),
+            function_key("f", &()).unwrap(),
+            function_key("f1", &()).unwrap(),
+            function_key("f", &(&"a b", &"c")).unwrap(),
+            function_key("f", &(&"a", &"b c")).unwrap(),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn function_matcher_selects_only_its_own_entries() {
+        let kb = KeyBuilder::new("p", 1);
+        let m = kb.matcher_for_function("a");
+        let own = kb.full_key(&function_key("a", &(&1,)).unwrap());
+        let nested = kb.full_key(&function_key("a:b", &(&1,)).unwrap());
+        let longer = kb.full_key(&function_key("ab", &(&1,)).unwrap());
+        assert!(m.matches(&own));
+        assert!(!m.matches(&nested));
+        assert!(!m.matches(&longer));
+        assert_eq!(m.glob(), format!("p:1:a:{}", "[0-9a-f]".repeat(32)));
+    }
+
+    #[test]
+    fn glob_escapes_metacharacters() {
+        let kb = KeyBuilder::new("a*b", 1);
+        assert_eq!(kb.matcher_for_prefix("x?[y]").glob(), r"a\*b:1:x\?\[y\]*");
+    }
+}

@@ -1,0 +1,46 @@
+//! Runtime of `cache-memoize`: a [`Cache`] over pooled, multiplexed Redis
+//! connections or process memory, a pluggable [`Codec`] (MessagePack + zlib by
+//! default), stable keys and single-flight memoization.
+//!
+//! Most users depend on the `cache-memoize` crate, which re-exports this one
+//! and adds the `#[cache_memoize]` attribute.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use cache_core::Cache;
+//!
+//! let cache = Cache::memory();
+//! let squares: Vec<u64> = cache
+//!     .get_or_compute("squares:10", None, || async { (0..10).map(|i| i * i).collect() })
+//!     .await;
+//! assert_eq!(squares[9], 81);
+//! assert_eq!(cache.stats().misses, 1);
+//! # }
+//! ```
+
+mod backend;
+pub mod blocking;
+mod builder;
+mod cache;
+pub mod codec;
+mod error;
+pub mod key;
+mod redacted_url;
+pub mod registry;
+mod single_flight;
+mod stats;
+pub mod store;
+mod throttled_log;
+
+pub use builder::CacheBuilder;
+pub use cache::{Cache, CallOptions};
+pub use codec::{Codec, CodecBuilder};
+pub use error::{CodecError, Error, Result};
+pub use key::{KeyBuilder, KeyMatcher};
+pub use redacted_url::RedactedUrl;
+pub use stats::StatsSnapshot;
+
+/// Crates the generated code and users need, at the versions this crate uses.
+pub use deadpool_redis::redis;
+pub use serde;

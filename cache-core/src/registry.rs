@@ -1,0 +1,89 @@
+//! Named caches, as django's `CACHES` setting with `cache_alias`.
+//!
+//! ```
+//! use cache_core::{registry, Cache};
+//! registry::register("sessions", Cache::builder().prefix("sess").build().unwrap());
+//! assert_eq!(registry::get("sessions").unwrap().full_key("k"), "sess:1:k");
+//! assert!(registry::get("nope").is_none());
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
+
+use crate::cache::Cache;
+
+/// The alias of the default cache.
+pub const DEFAULT_ALIAS: &str = "default";
+
+fn caches() -> &'static RwLock<HashMap<String, Cache>> {
+    static CACHES: OnceLock<RwLock<HashMap<String, Cache>>> = OnceLock::new();
+    CACHES.get_or_init(Default::default)
+}
+
+/// Registers `cache` under `alias`, replacing any cache registered there.
+pub fn register(alias: &str, cache: Cache) {
+    caches()
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(alias.to_owned(), cache);
+}
+
+/// Makes `cache` the default cache (alias `"default"`).
+pub fn set_default(cache: Cache) {
+    register(DEFAULT_ALIAS, cache);
+}
+
+/// The cache registered under `alias`.
+pub fn get(alias: &str) -> Option<Cache> {
+    caches()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(alias)
+        .cloned()
+}
+
+/// The default cache. When none was registered, an in-memory cache is
+/// registered and returned (the embedded default), and this is logged once.
+pub fn default_cache() -> Cache {
+    if let Some(cache) = get(DEFAULT_ALIAS) {
+        return cache;
+    }
+    let mut caches = caches().write().unwrap_or_else(|p| p.into_inner());
+    caches
+        .entry(DEFAULT_ALIAS.to_owned())
+        .or_insert_with(|| {
+            tracing::info!(
+                "no default cache registered; using an in-memory cache \
+                 (call cache_memoize::registry::set_default to use Redis)"
+            );
+            Cache::memory()
+        })
+        .clone()
+}
+
+/// The cache for `alias`, or the default cache when `alias` is `None`. An
+/// alias nobody registered falls back to the default cache and logs an error
+/// once per alias, so a configuration slip does not fail requests.
+pub fn resolve(alias: Option<&str>) -> Cache {
+    let Some(alias) = alias else {
+        return default_cache();
+    };
+    if let Some(cache) = get(alias) {
+        return cache;
+    }
+    static REPORTED: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        OnceLock::new();
+    let first_time = REPORTED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(alias.to_owned());
+    if first_time {
+        tracing::error!(
+            alias,
+            "no cache registered under this alias; using the default cache \
+             (register it with cache_memoize::registry::register)"
+        );
+    }
+    default_cache()
+}

@@ -1,0 +1,57 @@
+//! Counters a cache keeps about itself.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters; read them with [`Cache::stats`](crate::Cache::stats).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) decode_failures: AtomicU64,
+    pub(crate) stores: AtomicU64,
+    pub(crate) store_skipped: AtomicU64,
+    pub(crate) shared_computations: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            hits: read(&self.hits),
+            misses: read(&self.misses),
+            errors: read(&self.errors),
+            decode_failures: read(&self.decode_failures),
+            stores: read(&self.stores),
+            store_skipped: read(&self.store_skipped),
+            shared_computations: read(&self.shared_computations),
+        }
+    }
+}
+
+/// A copy of a cache's counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Lookups that found a decodable entry.
+    pub hits: u64,
+    /// Lookups that found nothing (or an entry that did not decode).
+    pub misses: u64,
+    /// Backend errors swallowed by the fail-open memoizing path.
+    pub errors: u64,
+    /// Entries that did not decode (corrupt, another type, unknown codec,
+    /// too large); each was treated as a miss and overwritten.
+    pub decode_failures: u64,
+    /// Values written.
+    pub stores: u64,
+    /// Values not written because they could not be encoded or exceeded the
+    /// maximum value size.
+    pub store_skipped: u64,
+    /// Callers that waited for another caller's computation of the same key
+    /// instead of computing themselves (single-flight).
+    pub shared_computations: u64,
+}
