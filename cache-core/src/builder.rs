@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::backend::RedisSettings;
+use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::cache::{Cache, Inner};
 use crate::codec::Codec;
 use crate::error::{Error, Result};

@@ -361,7 +361,10 @@ impl Cache {
         let result = compute().await;
         // Even when the backend is unavailable, waiting callers get the value.
         let landing = match stored(&result) {
-            Some(value) => self.store(mode, &full, value, options.ttl, backend_ok).await,
+            Some(value) => {
+                self.store(mode, &full, value, options.ttl, backend_ok)
+                    .await
+            }
             None => Landing::Nothing,
         };
         if let Some(leader) = leader {

@@ -36,14 +36,16 @@ fn redact(raw: &str) -> String {
             // Only fails for URLs that cannot have a password, which this one has.
             let _ = url.set_password(Some("****"));
         }
-        let has_secret_param = url
-            .query_pairs()
-            .any(|(k, _)| is_secret_param(&k));
+        let has_secret_param = url.query_pairs().any(|(k, _)| is_secret_param(&k));
         if has_secret_param {
             let pairs: Vec<(String, String)> = url
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if is_secret_param(&k) { "****".into() } else { v.into_owned() };
+                    let v = if is_secret_param(&k) {
+                        "****".into()
+                    } else {
+                        v.into_owned()
+                    };
                     (k.into_owned(), v)
                 })
                 .collect();
@@ -88,8 +90,14 @@ mod tests {
             ("redis://:pw@h:1/0", "redis://:****@h:1/0"),
             ("rediss://user:pw@h:1", "rediss://user:****@h:1"),
             ("redis://h:1", "redis://h:1"),
-            ("redis+unix:///tmp/r.sock?db=1&pass=pw", "redis+unix:///tmp/r.sock?db=1&pass=****"),
-            ("unix:///tmp/r.sock?password=pw", "unix:///tmp/r.sock?password=****"),
+            (
+                "redis+unix:///tmp/r.sock?db=1&pass=pw",
+                "redis+unix:///tmp/r.sock?db=1&pass=****",
+            ),
+            (
+                "unix:///tmp/r.sock?password=pw",
+                "unix:///tmp/r.sock?password=****",
+            ),
             ("not a url u:pw@x", "****@x"),
             ("redis://u:p w@h%%/", "redis://u:****@h%%/"),
         ] {

@@ -70,7 +70,11 @@ impl LeaderGuard<'_> {
     }
 
     fn remove(&self) {
-        let mut flights = self.flights.flights.lock().unwrap_or_else(|p| p.into_inner());
+        let mut flights = self
+            .flights
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         // Only remove our own flight (same channel), never a newer one.
         if flights
             .get(&self.key)
@@ -103,8 +107,12 @@ mod tests {
     #[tokio::test]
     async fn followers_get_the_leaders_entry() {
         let sf = SingleFlight::default();
-        let Role::Leader(leader) = sf.join("k") else { panic!("first caller must lead") };
-        let Role::Follower(f1) = sf.join("k") else { panic!("second caller must follow") };
+        let Role::Leader(leader) = sf.join("k") else {
+            panic!("first caller must lead")
+        };
+        let Role::Follower(f1) = sf.join("k") else {
+            panic!("second caller must follow")
+        };
         let waiter = tokio::spawn(wait(f1));
         leader.land(Landing::Entry(Arc::from(&b"v"[..])));
         match waiter.await.unwrap() {
@@ -119,7 +127,9 @@ mod tests {
     async fn a_dropped_leader_releases_followers() {
         let sf = SingleFlight::default();
         let leader = sf.join("k");
-        let Role::Follower(f) = sf.join("k") else { panic!() };
+        let Role::Follower(f) = sf.join("k") else {
+            panic!()
+        };
         drop(leader);
         assert!(matches!(wait(f).await, Landing::Nothing));
         assert_eq!(sf.in_flight(), 0);

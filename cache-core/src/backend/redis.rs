@@ -41,11 +41,12 @@ impl RedisBackend {
     /// Validates the URL and sets up the pool; no connection is made yet.
     pub(crate) fn new(settings: RedisSettings) -> Result<Self> {
         let url = RedactedUrl::new(&settings.url);
-        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str())
-            .map_err(|e| Error::InvalidUrl {
+        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str()).map_err(
+            |e| Error::InvalidUrl {
                 url: url.clone(),
                 reason: describe_url_error(&e),
-            })?;
+            },
+        )?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
@@ -136,7 +137,8 @@ impl RedisBackend {
         cmd.arg(key).arg(value);
         if let Some(ttl) = ttl {
             // PX takes milliseconds; a sub-millisecond ttl still expires.
-            cmd.arg("PX").arg(ttl.as_millis().clamp(1, u64::MAX as u128) as u64);
+            cmd.arg("PX")
+                .arg(ttl.as_millis().clamp(1, u64::MAX as u128) as u64);
         }
         let reply: std::result::Result<(), RedisError> = cmd.query_async(&mut leased.conn).await;
         reply.map_err(|e| self.command_error(&leased, e))
@@ -169,8 +171,10 @@ impl RedisBackend {
             let (next, keys) = step.map_err(|e| self.command_error(&leased, e))?;
             let keys: Vec<String> = keys.into_iter().filter(|k| matcher.matches(k)).collect();
             if !keys.is_empty() {
-                let n: std::result::Result<u64, RedisError> =
-                    redis::cmd("UNLINK").arg(&keys).query_async(&mut leased.conn).await;
+                let n: std::result::Result<u64, RedisError> = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut leased.conn)
+                    .await;
                 deleted += n.map_err(|e| self.command_error(&leased, e))?;
             }
             if next == 0 {
@@ -184,9 +188,7 @@ impl RedisBackend {
         let mut leased = self.lease().await?;
         let reply: std::result::Result<String, RedisError> =
             redis::cmd("PING").query_async(&mut leased.conn).await;
-        reply
-            .map(drop)
-            .map_err(|e| self.command_error(&leased, e))
+        reply.map(drop).map_err(|e| self.command_error(&leased, e))
     }
 }
 

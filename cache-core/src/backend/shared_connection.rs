@@ -93,10 +93,7 @@ impl SharedConnection {
             })
     }
 
-    async fn renew(
-        &self,
-        slot_index: usize,
-    ) -> Result<Leased, PoolError> {
+    async fn renew(&self, slot_index: usize) -> Result<Leased, PoolError> {
         let slot = &self.slots[slot_index];
         // One renewal per slot at a time; the others wait and take its result.
         let _renewing = slot.renewing.lock().await;

@@ -115,12 +115,13 @@ impl Compressor for ZlibCompressor {
 /// `limit` bytes.
 pub fn read_bounded(reader: impl Read, limit: usize, out: &mut Vec<u8>) -> io::Result<()> {
     let start = out.len();
-    let read = reader
-        .take(limit as u64 + 1)
-        .read_to_end(out)?;
+    let read = reader.take(limit as u64 + 1).read_to_end(out)?;
     if read > limit {
         out.truncate(start);
-        return Err(io::Error::new(io::ErrorKind::FileTooLarge, "value exceeds limit"));
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            "value exceeds limit",
+        ));
     }
     Ok(())
 }

@@ -75,10 +75,12 @@ impl MsgpackSerializer {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
-        value.serialize(&mut ser).map_err(|e| CodecError::Serialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })
+        value
+            .serialize(&mut ser)
+            .map_err(|e| CodecError::Serialize {
+                serializer: Self::NAME,
+                message: e.to_string(),
+            })
     }
 
     pub(crate) fn deserialize_direct<T: serde::de::DeserializeOwned>(

@@ -124,7 +124,8 @@ impl Codec {
             payload
         } else {
             let compressor = self.find_compressor(header.compressor)?;
-            let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_size));
+            let mut out =
+                Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_size));
             compressor.decompress(payload, self.max_value_size, &mut out)?;
             inflated = out;
             &inflated[..]
@@ -267,8 +268,13 @@ mod tests {
                 x as u8
             })
             .collect();
-        let entry = Codec::default().encode(&serde_bytes::Bytes::new(&noise)).unwrap();
-        assert_eq!(entry[3], 0, "compressor id must be 0 when zlib does not pay");
+        let entry = Codec::default()
+            .encode(&serde_bytes::Bytes::new(&noise))
+            .unwrap();
+        assert_eq!(
+            entry[3], 0,
+            "compressor id must be 0 when zlib does not pay"
+        );
         assert_eq!(entry.len(), 4 + 3 + 2048, "header + bin16 marker + bytes");
     }
 
@@ -280,22 +286,55 @@ mod tests {
         map.insert("k".to_string(), vec![1u32, 2, 3]);
         let entry = json.encode(&map).unwrap();
         assert_eq!(entry[2], JsonSerializer::ID);
-        assert_eq!(msgpack.decode::<BTreeMap<String, Vec<u32>>>(&entry).unwrap(), map);
+        assert_eq!(
+            msgpack
+                .decode::<BTreeMap<String, Vec<u32>>>(&entry)
+                .unwrap(),
+            map
+        );
     }
 
     #[test]
     fn bad_entries_are_errors_not_panics() {
         let codec = Codec::builder().max_value_size(1000).build();
-        assert!(matches!(codec.decode::<u8>(b""), Err(CodecError::BadHeader(_))));
-        assert!(matches!(codec.decode::<u8>(b"\x00\x01\x01\x00\x01"), Err(CodecError::BadHeader(_))));
-        assert!(matches!(codec.decode::<u8>(b"\xCA\x09\x01\x00\x01"), Err(CodecError::UnsupportedVersion(9))));
-        assert!(matches!(codec.decode::<u8>(b"\xCA\x01\x77\x00\x01"), Err(CodecError::UnknownSerializer(0x77))));
-        assert!(matches!(codec.decode::<u8>(b"\xCA\x01\x01\x77\x01"), Err(CodecError::UnknownCompressor(0x77))));
-        assert!(matches!(codec.decode::<u8>(b"\xCA\x01\x01\x01garbage"), Err(CodecError::Compression { .. })));
-        assert!(matches!(codec.decode::<u8>(b"\xCA\x01\x01\x00\xA3abc"), Err(CodecError::Deserialize { .. })));
+        assert!(matches!(
+            codec.decode::<u8>(b""),
+            Err(CodecError::BadHeader(_))
+        ));
+        assert!(matches!(
+            codec.decode::<u8>(b"\x00\x01\x01\x00\x01"),
+            Err(CodecError::BadHeader(_))
+        ));
+        assert!(matches!(
+            codec.decode::<u8>(b"\xCA\x09\x01\x00\x01"),
+            Err(CodecError::UnsupportedVersion(9))
+        ));
+        assert!(matches!(
+            codec.decode::<u8>(b"\xCA\x01\x77\x00\x01"),
+            Err(CodecError::UnknownSerializer(0x77))
+        ));
+        assert!(matches!(
+            codec.decode::<u8>(b"\xCA\x01\x01\x77\x01"),
+            Err(CodecError::UnknownCompressor(0x77))
+        ));
+        assert!(matches!(
+            codec.decode::<u8>(b"\xCA\x01\x01\x01garbage"),
+            Err(CodecError::Compression { .. })
+        ));
+        assert!(matches!(
+            codec.decode::<u8>(b"\xCA\x01\x01\x00\xA3abc"),
+            Err(CodecError::Deserialize { .. })
+        ));
         // A zlib bomb: 1 MB of zeros packs into ~1 KB and must be refused.
-        let bomb = Codec::builder().compress_threshold(0).build().encode(&vec![0u8; 1_000_000]).unwrap();
+        let bomb = Codec::builder()
+            .compress_threshold(0)
+            .build()
+            .encode(&vec![0u8; 1_000_000])
+            .unwrap();
         assert!(bomb.len() < 5_000);
-        assert!(matches!(codec.decode::<Vec<u8>>(&bomb), Err(CodecError::TooLarge { limit: 1000 })));
+        assert!(matches!(
+            codec.decode::<Vec<u8>>(&bomb),
+            Err(CodecError::TooLarge { limit: 1000 })
+        ));
     }
 }

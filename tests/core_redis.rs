@@ -1,0 +1,454 @@
+//! The core runtime against a real redis-server started for this test binary.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use cache_memoize::key::function_key;
+use cache_memoize::{Cache, Codec, Error};
+use serde::{Deserialize, Serialize};
+use support::{RespValue, TestRedis};
+
+fn redis() -> &'static TestRedis {
+    static REDIS: OnceLock<TestRedis> = OnceLock::new();
+    REDIS.get_or_init(support::redis_url_for_tests)
+}
+
+/// A cache with its own prefix, so tests running in parallel never meet.
+fn cache(prefix: &str) -> Cache {
+    Cache::builder()
+        .url(redis().url())
+        .prefix(prefix)
+        .build()
+        .expect("valid test configuration")
+}
+
+fn raw_get(full_key: &str) -> Option<Vec<u8>> {
+    match redis().cmd(&[b"GET", full_key.as_bytes()]) {
+        RespValue::Nil => None,
+        other => Some(other.into_bytes().expect("GET returns a bulk string")),
+    }
+}
+
+fn raw_set(full_key: &str, value: &[u8]) {
+    redis()
+        .cmd(&[b"SET", full_key.as_bytes(), value])
+        .expect_ok();
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Symbol {
+    ticker: String,
+    price: f64,
+    volume: u64,
+    tags: Vec<String>,
+    parent: Option<Box<Symbol>>,
+}
+
+fn symbol(i: u64) -> Symbol {
+    Symbol {
+        ticker: format!("SYM{i}"),
+        price: i as f64 * 1.25,
+        volume: i * 1000,
+        tags: vec!["equity".into(), format!("sector-{}", i % 7)],
+        parent: (i % 2 == 0).then(|| Box::new(symbol(i + 1))),
+    }
+}
+
+#[tokio::test]
+async fn values_of_several_types_round_trip() {
+    let cache = cache("roundtrip");
+    cache.set("struct", &symbol(2), None).await.unwrap();
+    assert_eq!(
+        cache.get::<Symbol>("struct").await.unwrap(),
+        Some(symbol(2))
+    );
+
+    let map: BTreeMap<String, Vec<u32>> = (0..50).map(|i| (format!("k{i}"), vec![i; 3])).collect();
+    cache.set("map", &map, None).await.unwrap();
+    assert_eq!(cache.get("map").await.unwrap(), Some(map));
+
+    cache.set("none", &None::<u8>, None).await.unwrap();
+    assert_eq!(cache.get::<Option<u8>>("none").await.unwrap(), Some(None));
+    cache.set("some", &Some("x"), None).await.unwrap();
+    assert_eq!(
+        cache.get::<Option<String>>("some").await.unwrap(),
+        Some(Some("x".into()))
+    );
+
+    // ~2 MB, compressed on the way in.
+    let large: Vec<Symbol> = (0..20_000).map(symbol).collect();
+    cache.set("large", &large, None).await.unwrap();
+    let stored = raw_get(&cache.full_key("large")).unwrap();
+    assert_eq!(stored[3], 1, "large values are zlib-compressed");
+    assert!(
+        stored.len() < 1_000_000,
+        "compressed to {} bytes",
+        stored.len()
+    );
+    assert_eq!(
+        cache.get::<Vec<Symbol>>("large").await.unwrap(),
+        Some(large)
+    );
+
+    assert_eq!(cache.get::<u8>("absent").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn entries_expire_after_their_ttl() {
+    let cache = cache("ttl");
+    cache
+        .set("short", &1u8, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    cache.set("default", &1u8, None).await.unwrap();
+    let pttl = |key: &str| {
+        redis()
+            .cmd(&[b"PTTL", cache.full_key(key).as_bytes()])
+            .as_int()
+            .unwrap()
+    };
+    assert!((1..=300).contains(&pttl("short")), "PTTL {}", pttl("short"));
+    let default_ms = pttl("default");
+    assert!(
+        (299_000..=300_000).contains(&default_ms),
+        "default ttl is 300 s, PTTL {default_ms}"
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(cache.get::<u8>("short").await.unwrap(), None);
+    assert_eq!(cache.get::<u8>("default").await.unwrap(), Some(1));
+
+    let forever = Cache::builder()
+        .url(redis().url())
+        .prefix("ttl-forever")
+        .default_ttl(None)
+        .build()
+        .unwrap();
+    forever.set("k", &1u8, None).await.unwrap();
+    assert_eq!(
+        redis()
+            .cmd(&[b"PTTL", forever.full_key("k").as_bytes()])
+            .as_int(),
+        Some(-1)
+    );
+}
+
+#[tokio::test]
+async fn delete_and_delete_prefix_remove_exactly_what_they_name() {
+    let cache = cache("del");
+    for key in ["user:1", "user:2", "user:20", "users", "order:1"] {
+        cache.set(key, &key, None).await.unwrap();
+    }
+    assert!(cache.delete("user:1").await.unwrap());
+    assert!(!cache.delete("user:1").await.unwrap());
+    assert_eq!(cache.delete_prefix("user:").await.unwrap(), 2);
+    assert_eq!(
+        cache.get::<String>("users").await.unwrap().as_deref(),
+        Some("users")
+    );
+    assert_eq!(
+        cache.get::<String>("order:1").await.unwrap().as_deref(),
+        Some("order:1")
+    );
+
+    // Many keys: SCAN walks them all in batches.
+    for i in 0..1_500 {
+        cache.set(&format!("bulk:{i}"), &i, None).await.unwrap();
+    }
+    assert_eq!(cache.delete_prefix("bulk:").await.unwrap(), 1_500);
+
+    // Glob metacharacters in a prefix are literal.
+    cache.set("a*b", &1, None).await.unwrap();
+    cache.set("axb", &1, None).await.unwrap();
+    assert_eq!(cache.delete_prefix("a*").await.unwrap(), 1);
+    assert_eq!(cache.get::<i32>("axb").await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn delete_function_removes_that_functions_entries_only() {
+    let cache = cache("fn-delete");
+    for f in ["app::f", "app::f:inner", "app::ff"] {
+        for arg in 0..3u32 {
+            let key = function_key(f, &(&arg,)).unwrap();
+            cache.set(&key, &arg, None).await.unwrap();
+        }
+    }
+    assert_eq!(cache.delete_function("app::f").await.unwrap(), 3);
+    assert_eq!(cache.delete_function("app::f").await.unwrap(), 0);
+    let inner = function_key("app::f:inner", &(&1u32,)).unwrap();
+    assert_eq!(cache.get::<u32>(&inner).await.unwrap(), Some(1));
+    let ff = function_key("app::ff", &(&2u32,)).unwrap();
+    assert_eq!(cache.get::<u32>(&ff).await.unwrap(), Some(2));
+}
+
+#[tokio::test]
+async fn two_caches_on_one_redis_share_entries() {
+    let writer = cache("shared");
+    let reader = cache("shared");
+    let computed = AtomicUsize::new(0);
+    let v1: Vec<String> = writer
+        .get_or_compute("report", None, || async {
+            computed.fetch_add(1, Ordering::SeqCst);
+            vec!["a".to_string(); 3]
+        })
+        .await;
+    let v2: Vec<String> = reader
+        .get_or_compute("report", None, || async {
+            computed.fetch_add(1, Ordering::SeqCst);
+            vec![]
+        })
+        .await;
+    assert_eq!(v1, v2);
+    assert_eq!(computed.load(Ordering::SeqCst), 1);
+    assert_eq!(reader.stats().hits, 1);
+    assert_eq!(writer.stats().misses, 1);
+    // Another prefix is another namespace.
+    let other = cache("shared-other");
+    assert_eq!(other.get::<Vec<String>>("report").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn corrupt_entries_are_misses_that_get_recomputed_and_overwritten() {
+    let cache = cache("corrupt");
+    let zlib_bomb = Codec::builder()
+        .compress_threshold(0)
+        .build()
+        .encode(&vec![0u8; 2_000_000])
+        .unwrap();
+    let wrong_type = cache.codec().encode(&"a string, not a number").unwrap();
+    let mut truncated = cache.codec().encode(&symbol(4)).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("random", vec![0x17, 0xff, 0x00, 0x42, 0x99, 0x01]),
+        ("empty", vec![]),
+        ("truncated", truncated),
+        ("wrong-type", wrong_type),
+        ("unknown-codec", vec![0xCA, 1, 200, 0, 1]),
+        ("future-format", vec![0xCA, 9, 1, 0, 1]),
+        ("bomb", zlib_bomb),
+    ];
+    let small_limit = Cache::builder()
+        .url(redis().url())
+        .prefix("corrupt")
+        .codec(Codec::builder().max_value_size(100_000).build())
+        .build()
+        .unwrap();
+    for (i, (name, bytes)) in cases.into_iter().enumerate() {
+        let key = format!("entry:{name}");
+        raw_set(&cache.full_key(&key), &bytes);
+        let value: u64 = small_limit
+            .get_or_compute(&key, None, || async { 7 + i as u64 })
+            .await;
+        assert_eq!(value, 7 + i as u64, "{name}: recomputed");
+        let stored = raw_get(&cache.full_key(&key)).unwrap();
+        assert_eq!(
+            small_limit.codec().decode::<u64>(&stored).unwrap(),
+            7 + i as u64,
+            "{name}: overwritten with a good entry"
+        );
+        assert_eq!(
+            small_limit.stats().decode_failures as usize,
+            i + 1,
+            "{name}"
+        );
+    }
+    // The strict API reports a corrupt entry as absent too.
+    raw_set(&cache.full_key("strict"), b"\x00garbage");
+    assert_eq!(cache.get::<u64>("strict").await.unwrap(), None);
+}
+
+#[test]
+fn golden_keys_and_bytes_do_not_change() {
+    #[derive(Serialize)]
+    struct Query<'a> {
+        user: u64,
+        tags: &'a [&'a str],
+    }
+    let query = Query {
+        user: 42,
+        tags: &["a", "b"],
+    };
+    assert_eq!(
+        function_key("shop::compute_something", &(&42u64, &true)).unwrap(),
+        "shop::compute_something:befbcefc0f6e60c3d36106853d921bae"
+    );
+    assert_eq!(
+        function_key("shop::search", &(&query, &"EUR", &None::<u8>)).unwrap(),
+        "shop::search:4583e5377928fce4c11ee089fb6124d3"
+    );
+    assert_eq!(
+        function_key("f", &()).unwrap(),
+        "f:80702dc0c878209e05264b395baf644c"
+    );
+
+    let codec = Codec::default();
+    assert_eq!(hex(&codec.encode(&symbol(3)).unwrap()), "ca01010085a67469636b6572a453594d33a57072696365cb400e000000000000a6766f6c756d65cd0bb8a47461677392a6657175697479a8736563746f722d33a6706172656e74c0");
+    // Compressed entries: the header and the inflated payload are pinned (the
+    // deflate stream itself may differ between zlib implementations).
+    let big = codec.encode(&vec!["abc"; 500]).unwrap();
+    assert_eq!(&big[..4], &[0xCA, 0x01, 0x01, 0x01]);
+    let mut payload = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&big[4..]), &mut payload)
+        .unwrap();
+    let mut want = vec![0xdc, 0x01, 0xf4]; // array16 of 500
+    for _ in 0..500 {
+        want.extend_from_slice(b"\xa3abc");
+    }
+    assert_eq!(payload, want);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn golden_bytes_are_what_redis_stores() {
+    let cache = cache("golden");
+    cache.set("sym", &symbol(3), None).await.unwrap();
+    assert_eq!(
+        raw_get("golden:1:sym").unwrap(),
+        Codec::default().encode(&symbol(3)).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_of_one_cold_key_share_one_computation() {
+    let cache = cache("single-flight");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let cache = cache.clone();
+        let runs = runs.clone();
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_compute("cold", None, || async {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    String::from("computed once")
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "computed once");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let stats = cache.stats();
+    assert_eq!(stats.stores, 1);
+    assert!(stats.shared_computations >= 1, "{stats:?}");
+}
+
+#[test]
+fn plain_code_memoizes_with_or_without_a_runtime() {
+    let cache = cache("blocking");
+    let runs = AtomicUsize::new(0);
+    let compute = || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        vec![1u8, 2, 3]
+    };
+    // A plain thread, no runtime anywhere.
+    assert_eq!(
+        cache.get_or_compute_blocking("k", None, compute),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        cache.get_or_compute_blocking("k", None, compute),
+        vec![1, 2, 3]
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // Inside spawn_blocking and inside an async task of another runtime.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = cache.clone();
+    let from_blocking = rt.block_on(async move {
+        tokio::task::spawn_blocking(move || c.get_or_compute_blocking("k2", None, || 5u32))
+            .await
+            .unwrap()
+    });
+    assert_eq!(from_blocking, 5);
+    let c = cache.clone();
+    let from_async = rt.block_on(async move { c.get_or_compute_blocking("k2", None, || 6u32) });
+    assert_eq!(
+        from_async, 5,
+        "hit of the entry written from spawn_blocking"
+    );
+}
+
+#[tokio::test]
+async fn unix_socket_connections_work() {
+    let server = support::RedisServer::start_with_unix_socket();
+    let path = server.unix_socket_path().unwrap();
+    let cache = Cache::builder()
+        .url(format!("redis+unix://{}", path.display()))
+        .connect()
+        .await
+        .expect("connects over the unix socket");
+    cache.set("k", &"v", None).await.unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+}
+
+#[tokio::test]
+async fn memoizing_fails_open_when_redis_is_unreachable() {
+    let dead_port = support::free_port();
+    let cache = Cache::builder()
+        .url(format!("redis://:hunter2@127.0.0.1:{dead_port}/"))
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    for i in 0..3u32 {
+        let v: u32 = cache.get_or_compute("k", None, || async move { i }).await;
+        assert_eq!(v, i, "computed every time");
+    }
+    assert!(cache.stats().errors >= 3, "{:?}", cache.stats());
+
+    let err = Cache::builder()
+        .url(format!("redis://:hunter2@127.0.0.1:{dead_port}/"))
+        .connect_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::Timeout { .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains(&format!("127.0.0.1:{dead_port}")),
+        "{message}"
+    );
+    assert!(
+        message.contains("check that redis-server runs there"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2") && !format!("{err:?}").contains("hunter2"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bad_urls_are_refused_with_a_hint_and_no_password() {
+    for url in [
+        "http://u:hunter2@host/",
+        "redis://u:hunter2@host:notaport/",
+        "hunter2",
+    ] {
+        let err = Cache::builder().url(url).build().unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
+        assert!(
+            message.contains("redis://[user:password@]host"),
+            "{message}"
+        );
+        if url.contains('@') {
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        }
+    }
+}
