@@ -55,7 +55,7 @@ fn symbol(i: u64) -> Symbol {
         price: i as f64 * 1.25,
         volume: i * 1000,
         tags: vec!["equity".into(), format!("sector-{}", i % 7)],
-        parent: (i % 2 == 0).then(|| Box::new(symbol(i + 1))),
+        parent: i.is_multiple_of(2).then(|| Box::new(symbol(i + 1))),
     }
 }
 
@@ -449,6 +449,92 @@ fn bad_urls_are_refused_with_a_hint_and_no_password() {
         if url.contains('@') {
             assert!(!message.contains("hunter2"), "{message}");
             assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        }
+    }
+}
+
+/// The same semantics on the embedded backend: ttl, delete, prefix delete,
+/// corrupt-free round trips, single-flight.
+#[tokio::test]
+async fn the_in_memory_backend_has_the_same_semantics() {
+    for cache in [
+        Cache::builder().prefix("same").build().unwrap(),
+        cache("same-redis"),
+    ] {
+        let backend = cache.describe_backend();
+        cache
+            .set("a:1", &symbol(1), Some(Duration::from_millis(200)))
+            .await
+            .unwrap();
+        cache.set("a:2", &2u8, None).await.unwrap();
+        cache.set("b:1", &3u8, None).await.unwrap();
+        assert_eq!(
+            cache.get::<Symbol>("a:1").await.unwrap(),
+            Some(symbol(1)),
+            "{backend}"
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(
+            cache.get::<Symbol>("a:1").await.unwrap(),
+            None,
+            "{backend}: expired"
+        );
+        assert_eq!(cache.delete_prefix("a:").await.unwrap(), 1, "{backend}");
+        assert!(cache.delete("b:1").await.unwrap(), "{backend}");
+        assert_eq!(cache.get::<u8>("b:1").await.unwrap(), None, "{backend}");
+        let v: u8 = cache.get_or_compute("c", None, || async { 9 }).await;
+        let again: u8 = cache.get_or_compute("c", None, || async { 10 }).await;
+        assert_eq!((v, again), (9, 9), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn acl_users_and_passwords_in_the_url_work_and_stay_secret() {
+    let server = support::RedisServer::start_with_args(&[
+        "--requirepass",
+        "admin-pw",
+        "--user",
+        "app",
+        "on",
+        ">s3cret-pw",
+        "~*",
+        "+@all",
+    ]);
+    let good = format!("redis://app:s3cret-pw@127.0.0.1:{}/", server.port);
+    let cache = Cache::builder()
+        .url(&good)
+        .connect()
+        .await
+        .expect("ACL login works");
+    cache.set("k", &1u8, None).await.unwrap();
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(1));
+    assert!(!format!("{cache:?}").contains("s3cret-pw"));
+    assert!(!cache.describe_backend().contains("s3cret-pw"));
+
+    let bad = format!("redis://app:wrong-pw@127.0.0.1:{}/", server.port);
+    let err = Cache::builder().url(&bad).connect().await.unwrap_err();
+    let message = format!("{err} {err:?}");
+    assert!(!message.contains("wrong-pw"), "{message}");
+    assert!(
+        message.contains("password"),
+        "says what to check: {message}"
+    );
+}
+
+#[test]
+fn tls_urls_without_the_tls_feature_say_how_to_enable_it() {
+    // With `--features tls` the URL is accepted (connecting is issue 7's TLS test).
+    match Cache::builder()
+        .url("rediss://u:hunter2@127.0.0.1:6380/")
+        .build()
+    {
+        Ok(cache) => assert!(cache
+            .describe_backend()
+            .starts_with("redis at rediss://u:****@")),
+        Err(err) => {
+            let message = err.to_string();
+            assert!(message.contains("tls"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
         }
     }
 }

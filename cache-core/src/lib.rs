@@ -26,6 +26,7 @@ mod cache;
 pub mod codec;
 mod error;
 pub mod key;
+pub mod memoized;
 mod redacted_url;
 pub mod registry;
 mod single_flight;

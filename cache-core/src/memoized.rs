@@ -1,0 +1,338 @@
+//! What a `#[cache_memoize]` function does at run time.
+//!
+//! The attribute expands a memoized function into a few calls on a
+//! [`Memoized`]: where its entries live (cache, function prefix, ttl), the
+//! key of this call built from [`KeyPart`]s, then [`Memoized::call`] (or
+//! [`Memoized::call_blocking`] for a plain `fn`). Everything that can be an
+//! ordinary function lives here, so the generated code stays a thin shim.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cache::{Cache, CallOptions};
+use crate::error::CodecError;
+use crate::key::function_key;
+use crate::store::{self, StorePolicy};
+
+/// One value that goes into a key: an argument, the `key = …` expression,
+/// the `extra = …` expression or the name of a generic type parameter.
+pub type KeyPart<'a> = &'a dyn erased_serde::Serialize;
+
+/// `value` as a [`KeyPart`]. The generated code calls this once per
+/// argument, spanned at that argument, so a non-`Serialize` argument is
+/// reported where it is declared.
+pub fn key_part<T: Serialize>(value: &T) -> KeyPart<'_> {
+    value
+}
+
+/// The default function prefix of a method: `{type name of Self}::{function}`,
+/// so two types in one module with a method of the same name never share
+/// entries. `std::any::type_name` may change between compiler releases; set
+/// `prefix = "…"` when entries must outlive a compiler upgrade.
+pub fn method_prefix<T: ?Sized>(function: &str) -> String {
+    format!("{}::{function}", std::any::type_name::<T>())
+}
+
+/// Which results of a call are stored and how a stored value becomes a
+/// result again (see [`crate::store`]).
+pub struct Policy<R, S> {
+    stored: StorePolicy<R, S>,
+    wrap: fn(S) -> R,
+}
+
+impl<R: Serialize + DeserializeOwned> Policy<R, R> {
+    /// Store every result (the default, `cache_errors = true`, and
+    /// `cache_none = true`).
+    pub fn always() -> Self {
+        Policy {
+            stored: store::always,
+            wrap: std::convert::identity,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>, T> {
+    /// Store only the `Ok` value of a `Result` (the default for `Result`);
+    /// the error type needs no serde impls.
+    pub fn ok() -> Self {
+        Policy {
+            stored: store::ok,
+            wrap: Ok,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Policy<Option<T>, Option<T>> {
+    /// Store `Some`, never `None` (`cache_none = false`).
+    pub fn some() -> Self {
+        Policy {
+            stored: store::some,
+            wrap: std::convert::identity,
+        }
+    }
+}
+
+/// Where one memoized function keeps its entries, and how this call treats
+/// them.
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct Memoized {
+    cache: Cache,
+    prefix: Cow<'static, str>,
+    options: CallOptions,
+}
+
+impl Memoized {
+    /// The function with this prefix, in `cache`, with the cache's default ttl.
+    pub fn new(cache: Cache, prefix: impl Into<Cow<'static, str>>) -> Self {
+        Memoized {
+            cache,
+            prefix: prefix.into(),
+            options: CallOptions::default(),
+        }
+    }
+
+    /// Stores values for `ttl` instead of the cache's default.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.options.ttl = Some(ttl);
+        self
+    }
+
+    /// Computes and stores without looking up first (`foo_refresh`).
+    pub fn refreshing(mut self) -> Self {
+        self.options = self.options.refreshing();
+        self
+    }
+
+    /// The function prefix: the readable part of every key of this function.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The cache entries are kept in.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The user key of the call with these key parts (`{prefix}:{hash}`).
+    pub fn key(&self, parts: &[KeyPart<'_>]) -> Result<String, CodecError> {
+        function_key(&self.prefix, parts)
+    }
+
+    /// The exact Redis key of the call with these key parts (`foo_cache_key`).
+    ///
+    /// # Panics
+    /// When an argument's `Serialize` impl returns an error; such a call is
+    /// never cached, so it has no key.
+    pub fn cache_key(&self, parts: &[KeyPart<'_>]) -> String {
+        match self.key(parts) {
+            Ok(key) => self.cache.full_key(&key),
+            Err(e) => panic!(
+                "the arguments of `{}` do not serialize, so the call has no cache key: {e}",
+                self.prefix
+            ),
+        }
+    }
+
+    /// Runs a memoized `async fn`: the stored value for `key` if there is
+    /// one (then `on_hit(&args)`), else `on_miss(&args)` and `body(args)`,
+    /// stored as `policy` says. Never fails: cache trouble means computing.
+    pub async fn call<Args, R, S, Fut>(
+        &self,
+        key: Result<String, CodecError>,
+        args: Args,
+        body: impl FnOnce(Args) -> Fut,
+        policy: Policy<R, S>,
+        on_hit: impl FnOnce(&Args),
+        on_miss: impl FnOnce(&Args),
+    ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+        Fut: Future<Output = R>,
+    {
+        let Some(key) = self.usable(key) else {
+            on_miss(&args);
+            return body(args).await;
+        };
+        let mut pending = Pending(Some(args));
+        let compute = || body(pending.start(on_miss));
+        let result = self
+            .cache
+            .memoize(&key, self.options, compute, policy.stored, policy.wrap)
+            .await;
+        pending.finish(on_hit);
+        result
+    }
+
+    /// [`call`](Self::call) for a plain `fn`: callable from any thread, with
+    /// or without a tokio runtime, inside `spawn_blocking` and even inside an
+    /// async task, because cache I/O runs on the crate's own I/O runtime
+    /// (see [`crate::blocking`]) and `body` runs on the calling thread.
+    pub fn call_blocking<Args, R, S>(
+        &self,
+        key: Result<String, CodecError>,
+        args: Args,
+        body: impl FnOnce(Args) -> R,
+        policy: Policy<R, S>,
+        on_hit: impl FnOnce(&Args),
+        on_miss: impl FnOnce(&Args),
+    ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+    {
+        let Some(key) = self.usable(key) else {
+            on_miss(&args);
+            return body(args);
+        };
+        let mut pending = Pending(Some(args));
+        let compute = || body(pending.start(on_miss));
+        let result =
+            self.cache
+                .memoize_blocking(&key, self.options, compute, policy.stored, policy.wrap);
+        pending.finish(on_hit);
+        result
+    }
+
+    /// Deletes the entry of the call with these key parts (`foo_invalidate`):
+    /// `true` when there was one. Fail-open like the memoizing path: when the
+    /// cache cannot be reached this logs a warning and returns `false`.
+    pub fn invalidate(&self, parts: &[KeyPart<'_>]) -> impl Future<Output = bool> + Send + 'static {
+        // The key is built now, so the future holds no borrowed arguments.
+        let key = self.key(parts);
+        let this = self.clone();
+        async move {
+            let Some(key) = this.usable(key) else {
+                return false;
+            };
+            this.deleted(this.cache.delete(&key).await)
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate) for a plain `fn`.
+    pub fn invalidate_blocking(&self, parts: &[KeyPart<'_>]) -> bool {
+        let deleting = self.invalidate(parts);
+        self.cache.block_on(|_| deleting)
+    }
+
+    /// Deletes every entry of this function and of no other function
+    /// (`foo_invalidate_all`): how many were deleted; `0` (and a logged
+    /// warning) when the cache cannot be reached.
+    pub fn invalidate_all(&self) -> impl Future<Output = u64> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let deleted = this.cache.delete_function(&this.prefix).await;
+            this.deleted(deleted)
+        }
+    }
+
+    /// [`invalidate_all`](Self::invalidate_all) for a plain `fn`.
+    pub fn invalidate_all_blocking(&self) -> u64 {
+        let deleting = self.invalidate_all();
+        self.cache.block_on(|_| deleting)
+    }
+
+    /// The key, or `None` (logged) when the arguments do not serialize: such
+    /// a call runs uncached rather than failing.
+    fn usable(&self, key: Result<String, CodecError>) -> Option<String> {
+        key.map_err(|e| {
+            tracing::warn!(
+                function = %self.prefix,
+                "arguments do not serialize, calling without the cache: {e}"
+            );
+        })
+        .ok()
+    }
+
+    fn deleted<T: Default>(&self, outcome: crate::Result<T>) -> T {
+        outcome.unwrap_or_else(|e| {
+            tracing::warn!(
+                cache = self.cache.name(),
+                function = %self.prefix,
+                "invalidation failed: {e}"
+            );
+            T::default()
+        })
+    }
+}
+
+/// The arguments of a call until the body takes them. Whatever is left after
+/// the lookup belongs to a hit, which the `hit` callback gets to see.
+struct Pending<Args>(Option<Args>);
+
+impl<Args> Pending<Args> {
+    /// Hands the arguments to the body (a miss).
+    fn start(&mut self, on_miss: impl FnOnce(&Args)) -> Args {
+        let args = self
+            .0
+            .take()
+            .expect("a memoized body is computed at most once per call");
+        on_miss(&args);
+        args
+    }
+
+    /// Reports a hit when the body never ran.
+    fn finish(self, on_hit: impl FnOnce(&Args)) {
+        if let Some(args) = &self.0 {
+            on_hit(args);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[test]
+    fn second_call_is_a_hit_and_sees_the_arguments() {
+        let memo = Memoized::new(Cache::memory(), "tests::double");
+        let (hits, misses) = (Cell::new(0), Cell::new(0));
+        for _ in 0..2 {
+            let key = memo.key(&[key_part(&21u32)]);
+            let doubled = memo.call_blocking(
+                key,
+                (21u32,),
+                |(n,)| n * 2,
+                Policy::always(),
+                |(n,)| hits.set(hits.get() + n),
+                |(n,)| misses.set(misses.get() + n),
+            );
+            assert_eq!(doubled, 42);
+        }
+        assert_eq!((hits.get(), misses.get()), (21, 21));
+    }
+
+    #[test]
+    fn errors_are_not_stored_by_the_ok_policy() {
+        let memo = Memoized::new(Cache::memory(), "tests::fallible");
+        let calls = Cell::new(0);
+        for _ in 0..2 {
+            let key = memo.key(&[]);
+            let result: Result<u8, String> = memo.call_blocking(
+                key,
+                (),
+                |()| {
+                    calls.set(calls.get() + 1);
+                    Err("down".to_owned())
+                },
+                Policy::ok(),
+                |_| {},
+                |_| {},
+            );
+            assert!(result.is_err());
+        }
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn method_prefix_names_the_type() {
+        assert_eq!(
+            method_prefix::<Memoized>("get"),
+            "cache_core::memoized::Memoized::get"
+        );
+    }
+}
