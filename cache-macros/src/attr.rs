@@ -1,0 +1,231 @@
+//! The arguments of `#[cache_memoize(...)]`, parsed into a model.
+//!
+//! Parsing never stops at the first mistake: a bad option is recorded in
+//! [`Args::errors`] and parsing resumes after the next comma, so every
+//! mistake is reported in one compile.
+
+use proc_macro2::{Span, TokenTree};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Token};
+
+mod kw {
+    syn::custom_keyword!(ttl);
+    syn::custom_keyword!(prefix);
+    syn::custom_keyword!(key);
+    syn::custom_keyword!(skip);
+    syn::custom_keyword!(extra);
+    syn::custom_keyword!(hit);
+    syn::custom_keyword!(miss);
+    syn::custom_keyword!(store_result);
+    syn::custom_keyword!(cache_errors);
+    syn::custom_keyword!(cache_none);
+    syn::custom_keyword!(alias);
+    syn::custom_keyword!(cache);
+}
+
+/// Every option, in the order the docs list them.
+const OPTIONS: &str = "ttl, prefix, key, skip(..), extra, hit, miss, store_result, \
+                       cache_errors, cache_none, alias, cache";
+
+/// One option as written: the span of its name (where errors about it
+/// point) and its value.
+pub(crate) struct Setting<T> {
+    pub name: Span,
+    pub value: T,
+}
+
+/// How long values live.
+pub(crate) enum Ttl {
+    /// `ttl = 300`: whole seconds.
+    Seconds(u64),
+    /// `ttl = Duration::from_millis(1500)`: any `Duration` expression.
+    Duration(Expr),
+}
+
+/// The parsed options; `None` means "not given".
+#[derive(Default)]
+pub(crate) struct Args {
+    pub ttl: Option<Setting<Ttl>>,
+    pub prefix: Option<Setting<LitStr>>,
+    pub key: Option<Setting<Expr>>,
+    pub skip: Option<Setting<Vec<Ident>>>,
+    pub extra: Option<Setting<Expr>>,
+    pub hit: Option<Setting<Expr>>,
+    pub miss: Option<Setting<Expr>>,
+    pub store_result: Option<Setting<LitBool>>,
+    pub cache_errors: Option<Setting<LitBool>>,
+    pub cache_none: Option<Setting<LitBool>>,
+    pub alias: Option<Setting<LitStr>>,
+    pub cache: Option<Setting<Expr>>,
+    /// Mistakes found while parsing.
+    pub errors: Vec<syn::Error>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut args = Args::default();
+        while !input.is_empty() {
+            if let Err(e) = args.parse_option(input) {
+                args.errors.push(e);
+                skip_past_comma(input);
+                continue;
+            }
+            if !input.is_empty() {
+                if let Err(e) = input.parse::<Token![,]>() {
+                    args.errors.push(syn::Error::new(
+                        e.span(),
+                        "expected `,` between options: `#[cache_memoize(ttl = 60, prefix = \"p\")]`",
+                    ));
+                    skip_past_comma(input);
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+impl Args {
+    fn parse_option(&mut self, input: ParseStream) -> syn::Result<()> {
+        macro_rules! options {
+            ($($kw:ident => $parse:expr,)*) => {$(
+                if input.peek(kw::$kw) {
+                    let name = input.parse::<kw::$kw>()?.span;
+                    let value = $parse(input)?;
+                    return set(&mut self.$kw, stringify!($kw), name, value);
+                }
+            )*};
+        }
+        options! {
+            ttl => parse_ttl,
+            prefix => |i| eq_then(i, "prefix", "prefix = \"shop::price\""),
+            key => |i| eq_then(i, "key", "key = user.id"),
+            skip => parse_skip,
+            extra => |i| eq_then(i, "extra", "extra = SCHEMA_VERSION"),
+            hit => |i| eq_then(i, "hit", "hit = on_hit"),
+            miss => |i| eq_then(i, "miss", "miss = on_miss"),
+            store_result => |i| parse_bool(i, "store_result = false"),
+            cache_errors => |i| parse_bool(i, "cache_errors = true"),
+            cache_none => |i| parse_bool(i, "cache_none = false"),
+            alias => |i| eq_then(i, "alias", "alias = \"sessions\""),
+            cache => |i| eq_then(i, "cache", "cache = self.cache"),
+        }
+        Err(unknown_option(input))
+    }
+}
+
+fn set<T>(slot: &mut Option<Setting<T>>, option: &str, name: Span, value: T) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            name,
+            format!("`{option}` is given twice; keep one of them"),
+        ));
+    }
+    *slot = Some(Setting { name, value });
+    Ok(())
+}
+
+fn unknown_option(input: ParseStream) -> syn::Error {
+    let Ok(name) = input.call(Ident::parse_any) else {
+        return input.error(format!("expected an option; the options are: {OPTIONS}"));
+    };
+    let hint = match name.to_string().as_str() {
+        "timeout" => " (django-cache-memoize's `timeout` is `ttl` here)",
+        "cache_alias" => " (django-cache-memoize's `cache_alias` is `alias` here)",
+        "cache_exceptions" => " (django-cache-memoize's `cache_exceptions` is `cache_errors` here)",
+        "args_rewrite" | "key_generator_callable" => " (use `key = <expression>` instead)",
+        "hit_callable" => " (django-cache-memoize's `hit_callable` is `hit` here)",
+        "miss_callable" => " (django-cache-memoize's `miss_callable` is `miss` here)",
+        "lock" => " (concurrent misses in one process always share one computation)",
+        _ => "",
+    };
+    syn::Error::new(
+        name.span(),
+        format!("unknown option `{name}`{hint}; the options are: {OPTIONS}"),
+    )
+}
+
+/// `= <value>`, with an error that shows the right form when `=` is missing.
+fn eq_then<T: Parse>(input: ParseStream, option: &str, example: &str) -> syn::Result<T> {
+    if !input.peek(Token![=]) {
+        return Err(input.error(format!("expected `=` after `{option}`: `{example}`")));
+    }
+    input.parse::<Token![=]>()?;
+    input.parse::<T>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("{e}; `{option}` is written like `{example}`"),
+        )
+    })
+}
+
+fn parse_bool(input: ParseStream, example: &str) -> syn::Result<LitBool> {
+    let option = example.split(' ').next().unwrap_or(example);
+    eq_then::<Expr>(input, option, example).and_then(|value| match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{option}` takes `true` or `false`: `{example}`"),
+        )),
+    })
+}
+
+fn parse_ttl(input: ParseStream) -> syn::Result<Ttl> {
+    const FORMS: &str = "`ttl` is a whole number of seconds (`ttl = 300`) or a \
+                         `std::time::Duration` (`ttl = Duration::from_millis(1500)`)";
+    let value: Expr = eq_then(input, "ttl", "ttl = 300")?;
+    let Expr::Lit(ExprLit { lit, .. }) = &value else {
+        return Ok(Ttl::Duration(value));
+    };
+    let kind = match lit {
+        Lit::Int(int) => {
+            return match int.base10_parse::<u64>() {
+                Ok(0) => Err(syn::Error::new_spanned(
+                    int,
+                    "`ttl = 0` would expire every value at once; \
+                     leave `ttl` out to use the cache's default ttl",
+                )),
+                Ok(seconds) if int.suffix().is_empty() || int.suffix() == "u64" => {
+                    Ok(Ttl::Seconds(seconds))
+                }
+                _ => Err(syn::Error::new_spanned(
+                    int,
+                    format!("{FORMS}; write it without a type suffix"),
+                )),
+            }
+        }
+        Lit::Str(_) => "a string",
+        Lit::Float(_) => "a fractional number (use `Duration::from_millis`)",
+        Lit::Bool(_) => "a bool",
+        _ => "this literal",
+    };
+    Err(syn::Error::new_spanned(lit, format!("{FORMS}, not {kind}")))
+}
+
+fn parse_skip(input: ParseStream) -> syn::Result<Vec<Ident>> {
+    if !input.peek(syn::token::Paren) {
+        return Err(input.error("`skip` lists argument names in parentheses: `skip(pool, logger)`"));
+    }
+    let content;
+    syn::parenthesized!(content in input);
+    let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
+    Ok(names.into_iter().collect())
+}
+
+/// Recovers from a bad option: drops tokens up to and including the next
+/// top-level comma.
+fn skip_past_comma(input: ParseStream) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tree, next)) = rest.token_tree() {
+            rest = next;
+            if matches!(&tree, TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+        }
+        Ok(((), rest))
+    });
+}
