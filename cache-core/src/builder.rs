@@ -5,9 +5,11 @@ use std::time::Duration;
 use crate::backend::RedisSettings;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::cache::{Cache, Inner};
+use crate::circuit_breaker::BreakerSettings;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::key::KeyBuilder;
+use crate::stampede_lock::LockSettings;
 
 /// Builds a [`Cache`]. Without a URL the cache lives in process memory.
 ///
@@ -40,6 +42,8 @@ pub struct CacheBuilder {
     default_ttl: Option<Duration>,
     codec: Codec,
     memory_capacity: u64,
+    breaker: BreakerSettings,
+    lock: LockSettings,
 }
 
 impl Default for CacheBuilder {
@@ -55,6 +59,8 @@ impl Default for CacheBuilder {
             default_ttl: Some(Duration::from_secs(300)),
             codec: Codec::default(),
             memory_capacity: 256 * 1024 * 1024,
+            breaker: BreakerSettings::default(),
+            lock: LockSettings::default(),
         }
     }
 }
@@ -132,6 +138,21 @@ impl CacheBuilder {
         self
     }
 
+    /// When to stop contacting a failing Redis, and for how long
+    /// (default: open after 5 consecutive failures, probe after 100 ms,
+    /// back-off doubling up to 1 s).
+    pub fn circuit_breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = settings;
+        self
+    }
+
+    /// The cross-process stampede lock (default: off unless a function asks
+    /// for it with `lock = true`; 10 s lock ttl and wait).
+    pub fn stampede_lock(mut self, settings: LockSettings) -> Self {
+        self.lock = settings;
+        self
+    }
+
     /// The cache. Validates the settings and the URL but does not connect:
     /// the first call does, and a memoized call computes while Redis is away.
     pub fn build(self) -> Result<Cache> {
@@ -152,6 +173,7 @@ impl CacheBuilder {
                 connections: self.connections,
                 connect_timeout: self.connect_timeout,
                 response_timeout: self.response_timeout,
+                breaker: self.breaker,
             })?),
             None => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
         };
@@ -165,6 +187,7 @@ impl CacheBuilder {
             flights: Default::default(),
             landings: Default::default(),
             log: Default::default(),
+            lock: self.lock,
         }))
     }
 

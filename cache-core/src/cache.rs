@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,7 +15,8 @@ use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::key::KeyBuilder;
-use crate::single_flight::{self, Landing, Role, SingleFlight};
+use crate::single_flight::{self, Landing, LeaderGuard, Role, SingleFlight};
+use crate::stampede_lock::{lock_key, new_token, LockSettings};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{self, StorePolicy};
 use crate::throttled_log::ThrottledLog;
@@ -28,7 +29,7 @@ use crate::throttled_log::ThrottledLog;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use cache_core::Cache;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let cache = Cache::memory(); // or Cache::builder().url("redis://127.0.0.1/").build()?
 /// let price = cache
@@ -53,6 +54,7 @@ pub(crate) struct Inner {
     pub(crate) flights: SingleFlight,
     pub(crate) landings: AtomicU64,
     pub(crate) log: ThrottledLog,
+    pub(crate) lock: LockSettings,
 }
 
 impl std::fmt::Debug for Cache {
@@ -82,6 +84,9 @@ pub struct CallOptions {
     pub ttl: Option<Duration>,
     /// Skip the lookup: compute, store and return (django's `_refresh=True`).
     pub refresh: bool,
+    /// Take the cross-process stampede lock on a miss; `None` uses the
+    /// cache's [`LockSettings::enabled`].
+    pub lock: Option<bool>,
 }
 
 impl CallOptions {
@@ -90,7 +95,14 @@ impl CallOptions {
         Self {
             ttl,
             refresh: false,
+            lock: None,
         }
+    }
+
+    /// The same options, with the stampede lock on or off.
+    pub fn locking(mut self, lock: bool) -> Self {
+        self.lock = Some(lock);
+        self
     }
 
     /// The same options, recomputing instead of looking up.
@@ -156,7 +168,7 @@ impl Cache {
 
     /// A snapshot of this cache's counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        self.inner.stats.snapshot(self.inner.backend.breaker())
     }
 
     /// Checks that the backend answers.
@@ -261,8 +273,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.memoize_in(IoMode::Inline, key, options, compute, stored, wrap)
-            .await
+        // Boxed: the nested state machine is deep enough to overflow rustc's
+        // query depth limit in small user crates (seen in doctests).
+        Box::pin(self.memoize_in(IoMode::Inline, key, options, compute, stored, wrap)).await
     }
 
     /// [`memoize`](Self::memoize) for plain (blocking) functions: callable
@@ -286,7 +299,14 @@ impl Cache {
         } else {
             IoMode::IoRuntime
         };
-        wait_here(self.memoize_in(mode, key, options, || async { compute() }, stored, wrap))
+        wait_here(Box::pin(self.memoize_in(
+            mode,
+            key,
+            options,
+            || async { compute() },
+            stored,
+            wrap,
+        )))
     }
 
     /// [`get_or_compute`](Self::get_or_compute) for plain (blocking) code.
@@ -327,7 +347,7 @@ impl Cache {
         let mut backend_ok = true;
         if !options.refresh {
             match self.lookup::<S>(mode, &full).await {
-                Lookup::Hit(value) => return wrap(value),
+                Lookup::Hit(value, _) => return wrap(value),
                 Lookup::Miss => {}
                 Lookup::Unavailable => backend_ok = false,
             }
@@ -354,8 +374,21 @@ impl Cache {
             && backend_ok
             && self.inner.landings.load(Ordering::Acquire) != landings_before
         {
-            if let Lookup::Hit(value) = self.lookup::<S>(mode, &full).await {
+            if let Lookup::Hit(value, entry) = self.lookup::<S>(mode, &full).await {
+                self.land(leader, Landing::Entry(entry.into()));
                 return wrap(value);
+            }
+        }
+        let mut lock_token = None;
+        let use_lock = options.lock.unwrap_or(self.inner.lock.enabled);
+        if use_lock && backend_ok && !options.refresh && !self.inner.backend.is_memory() {
+            match self.acquire_lock::<S>(mode, &full).await {
+                LockOutcome::Acquired(token) => lock_token = Some(token),
+                LockOutcome::Hit(value, entry) => {
+                    self.land(leader, Landing::Entry(entry.into()));
+                    return wrap(value);
+                }
+                LockOutcome::GaveUp => {}
             }
         }
         let result = compute().await;
@@ -367,28 +400,114 @@ impl Cache {
             }
             None => Landing::Nothing,
         };
-        if let Some(leader) = leader {
-            self.inner.landings.fetch_add(1, Ordering::AcqRel);
-            leader.land(landing);
+        self.land(leader, landing);
+        if let Some(token) = lock_token {
+            let lock = lock_key(&full);
+            let released = self
+                .io(mode, move |cache| async move {
+                    cache.inner.backend.unlock(&lock, &token).await
+                })
+                .await;
+            if let Err(e) = released {
+                self.backend_error("unlock", &e);
+            }
         }
         result
     }
 
-    async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
-        let got = match mode {
+    fn land(&self, leader: Option<LeaderGuard<'_>>, landing: Landing) {
+        if let Some(leader) = leader {
+            self.inner.landings.fetch_add(1, Ordering::AcqRel);
+            leader.land(landing);
+        }
+    }
+
+    /// Takes the stampede lock, or waits for the holder's value.
+    async fn acquire_lock<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> LockOutcome<S> {
+        let settings = self.inner.lock;
+        let lock = lock_key(full);
+        let token = new_token();
+        let started = Instant::now();
+        let mut waiting = false;
+        loop {
+            let (l, t) = (lock.clone(), token.clone());
+            let taken = self
+                .io(mode, move |cache| async move {
+                    cache.inner.backend.try_lock(&l, &t, settings.ttl).await
+                })
+                .await;
+            match taken {
+                Ok(true) => return LockOutcome::Acquired(token),
+                Ok(false) => {}
+                Err(e) => {
+                    self.backend_error("lock", &e);
+                    return LockOutcome::GaveUp;
+                }
+            }
+            if !waiting {
+                waiting = true;
+                Stats::bump(&self.inner.stats.lock_waits);
+            }
+            if started.elapsed() >= settings.max_wait {
+                tracing::debug!(cache = %self.inner.name, key = full, "gave up waiting for the stampede lock");
+                return LockOutcome::GaveUp;
+            }
+            self.sleep(mode, settings.poll_interval).await;
+            match self.fetch(mode, full).await {
+                Ok(Some(entry)) => {
+                    if let Some(value) = self.decode_entry::<S>(full, &entry) {
+                        Stats::bump(&self.inner.stats.hits);
+                        return LockOutcome::Hit(value, entry);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.backend_error("get", &e);
+                    return LockOutcome::GaveUp;
+                }
+            }
+        }
+    }
+
+    /// Runs a rare backend operation that owns its data, in `mode`.
+    async fn io<T, F, Fut>(&self, mode: IoMode, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Cache) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        match mode {
+            IoMode::Inline => op(self.clone()).await,
+            IoMode::IoRuntime => crate::blocking::spawn_io(op(self.clone())).await,
+        }
+    }
+
+    async fn sleep(&self, mode: IoMode, duration: Duration) {
+        match mode {
+            IoMode::Inline => tokio::time::sleep(duration).await,
+            IoMode::IoRuntime => crate::blocking::spawn_io(tokio::time::sleep(duration)).await,
+        }
+    }
+
+    /// The raw entry under `full`.
+    async fn fetch(&self, mode: IoMode, full: &str) -> Result<Option<Vec<u8>>> {
+        match mode {
             IoMode::Inline => self.inner.backend.get(full).await,
             IoMode::IoRuntime => {
                 let cache = self.clone();
                 let key = full.to_owned();
-                block_on_io_async(async move { cache.inner.backend.get(&key).await }).await
+                crate::blocking::spawn_io(async move { cache.inner.backend.get(&key).await }).await
             }
-        };
-        match got {
+        }
+    }
+
+    async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
+        match self.fetch(mode, full).await {
             Ok(Some(entry)) => match self.decode_entry::<S>(full, &entry) {
                 Some(value) => {
                     Stats::bump(&self.inner.stats.hits);
                     tracing::trace!(cache = %self.inner.name, key = full, "hit");
-                    Lookup::Hit(value)
+                    Lookup::Hit(value, entry)
                 }
                 None => {
                     Stats::bump(&self.inner.stats.misses);
@@ -434,21 +553,18 @@ impl Cache {
                 let cache = self.clone();
                 let key = full.to_owned();
                 let bytes = entry.clone();
-                block_on_io_async(async move { cache.inner.backend.set(&key, &bytes, ttl).await })
-                    .await
+                crate::blocking::spawn_io(async move {
+                    cache.inner.backend.set(&key, &bytes, ttl).await
+                })
+                .await
             }
         };
         match written {
-            Ok(()) => {
-                Stats::bump(&self.inner.stats.stores);
-                Landing::Entry(entry)
-            }
-            Err(e) => {
-                self.backend_error("set", &e);
-                // The value is still good for the callers waiting on it.
-                Landing::Entry(entry)
-            }
+            Ok(()) => Stats::bump(&self.inner.stats.stores),
+            Err(e) => self.backend_error("set", &e),
         }
+        // The value is good for the callers waiting on it either way.
+        Landing::Entry(entry)
     }
 
     fn decode_entry<S: DeserializeOwned>(&self, full: &str, entry: &[u8]) -> Option<S> {
@@ -477,14 +593,14 @@ impl Cache {
 }
 
 enum Lookup<S> {
-    Hit(S),
+    /// The decoded value, and the entry it came from.
+    Hit(S, Vec<u8>),
     Miss,
     Unavailable,
 }
 
-/// Runs `future` on the I/O runtime and awaits it from any executor.
-async fn block_on_io_async<T: Send + 'static>(
-    future: impl Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    crate::blocking::spawn_io(future).await
+enum LockOutcome<S> {
+    Acquired(String),
+    Hit(S, Vec<u8>),
+    GaveUp,
 }

@@ -56,6 +56,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The circuit breaker is open: Redis failed repeatedly and is not
+    /// contacted until its back-off ends.
+    #[error(
+        "Redis at {url} is marked unavailable after repeated failures (circuit breaker open); \
+         calls resume by themselves once a probe succeeds"
+    )]
+    Unavailable {
+        /// The URL, with any password replaced by `****`.
+        url: RedactedUrl,
+    },
+
     /// The value could not be encoded (serialized or compressed).
     #[error("cannot encode the value: {0}")]
     Encode(#[source] CodecError),

@@ -23,6 +23,7 @@ mod backend;
 pub mod blocking;
 mod builder;
 mod cache;
+mod circuit_breaker;
 pub mod codec;
 mod error;
 pub mod key;
@@ -30,16 +31,19 @@ pub mod memoized;
 mod redacted_url;
 pub mod registry;
 mod single_flight;
+mod stampede_lock;
 mod stats;
 pub mod store;
 mod throttled_log;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, CallOptions};
+pub use circuit_breaker::{BreakerSettings, BreakerState};
 pub use codec::{Codec, CodecBuilder};
 pub use error::{CodecError, Error, Result};
 pub use key::{KeyBuilder, KeyMatcher};
 pub use redacted_url::RedactedUrl;
+pub use stampede_lock::LockSettings;
 pub use stats::StatsSnapshot;
 
 /// Crates the generated code and users need, at the versions this crate uses.

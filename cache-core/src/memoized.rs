@@ -37,6 +37,22 @@ pub fn method_prefix<T: ?Sized>(function: &str) -> String {
     format!("{}::{function}", std::any::type_name::<T>())
 }
 
+/// What `ttl = <expr>` accepts.
+#[diagnostic::on_unimplemented(
+    message = "`ttl` must be a `std::time::Duration` or a whole number of seconds, not `{Self}`",
+    label = "write `Duration::from_secs(..)` here, or a literal number of seconds: `ttl = 300`"
+)]
+pub trait Ttl {
+    /// The expiry.
+    fn into_duration(self) -> Duration;
+}
+
+impl Ttl for Duration {
+    fn into_duration(self) -> Duration {
+        self
+    }
+}
+
 /// Which results of a call are stored and how a stored value becomes a
 /// result again (see [`crate::store`]).
 pub struct Policy<R, S> {
@@ -97,8 +113,8 @@ impl Memoized {
     }
 
     /// Stores values for `ttl` instead of the cache's default.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.options.ttl = Some(ttl);
+    pub fn ttl(mut self, ttl: impl Ttl) -> Self {
+        self.options.ttl = Some(ttl.into_duration());
         self
     }
 

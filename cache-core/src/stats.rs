@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::circuit_breaker::BreakerState;
+
 /// Live counters; read them with [`Cache::stats`](crate::Cache::stats).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
@@ -12,6 +14,7 @@ pub(crate) struct Stats {
     pub(crate) stores: AtomicU64,
     pub(crate) store_skipped: AtomicU64,
     pub(crate) shared_computations: AtomicU64,
+    pub(crate) lock_waits: AtomicU64,
 }
 
 impl Stats {
@@ -19,7 +22,7 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self, breaker: (BreakerState, u64)) -> StatsSnapshot {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
             hits: read(&self.hits),
@@ -29,12 +32,15 @@ impl Stats {
             stores: read(&self.stores),
             store_skipped: read(&self.store_skipped),
             shared_computations: read(&self.shared_computations),
+            lock_waits: read(&self.lock_waits),
+            breaker: breaker.0,
+            breaker_openings: breaker.1,
         }
     }
 }
 
 /// A copy of a cache's counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatsSnapshot {
     /// Lookups that found a decodable entry.
@@ -54,4 +60,11 @@ pub struct StatsSnapshot {
     /// Callers that waited for another caller's computation of the same key
     /// instead of computing themselves (single-flight).
     pub shared_computations: u64,
+    /// Callers that found another process holding the stampede lock and
+    /// waited for its value.
+    pub lock_waits: u64,
+    /// The circuit breaker's state now (always closed for in-memory caches).
+    pub breaker: BreakerState,
+    /// How many times the breaker has opened.
+    pub breaker_openings: u64,
 }

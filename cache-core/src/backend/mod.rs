@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::redis::{RedisBackend, RedisSettings};
+use crate::circuit_breaker::BreakerState;
 use crate::error::Result;
 use crate::key::KeyMatcher;
 
@@ -48,6 +49,29 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.delete_matching(matcher).await,
             Backend::Memory(b) => Ok(b.delete_matching(matcher).await),
+        }
+    }
+
+    /// Takes the cross-process lock `key` for `ttl`. The in-memory backend
+    /// serves one process, where single-flight already holds callers back.
+    pub(crate) async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        match self {
+            Backend::Redis(b) => b.try_lock(key, token, ttl).await,
+            Backend::Memory(_) => Ok(true),
+        }
+    }
+
+    pub(crate) async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
+        match self {
+            Backend::Redis(b) => b.unlock(key, token).await,
+            Backend::Memory(_) => Ok(true),
+        }
+    }
+
+    pub(crate) fn breaker(&self) -> (BreakerState, u64) {
+        match self {
+            Backend::Redis(b) => (b.breaker_state(), b.breaker_openings()),
+            Backend::Memory(_) => (BreakerState::Closed, 0),
         }
     }
 

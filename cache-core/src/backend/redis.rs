@@ -1,12 +1,16 @@
 //! The Redis backend: deadpool-redis for connection management, shared
-//! multiplexed connections for the requests themselves.
+//! multiplexed connections for the requests themselves, a circuit breaker and
+//! a time budget around every command.
 
+use std::future::Future;
 use std::time::Duration;
 
-use deadpool_redis::redis::{self, AsyncCommands, RedisError};
+use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Pool, PoolError, Runtime};
 
-use super::shared_connection::{Leased, SharedConnection};
+use super::shared_connection::SharedConnection;
+use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, Permit};
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
@@ -14,18 +18,29 @@ use crate::redacted_url::RedactedUrl;
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes.
 const SCAN_BATCH: usize = 500;
 
+/// Deletes a lock only if it still holds our token.
+const RELEASE_LOCK: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("DEL", KEYS[1])
+end
+return 0
+"#;
+
 pub(crate) struct RedisSettings {
     pub(crate) url: String,
     pub(crate) connections: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
+    pub(crate) breaker: BreakerSettings,
 }
 
 pub(crate) struct RedisBackend {
     connections: SharedConnection,
+    breaker: CircuitBreaker,
     url: RedactedUrl,
     response_timeout: Duration,
     connect_timeout: Duration,
+    release_lock: redis::Script,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -33,6 +48,7 @@ impl std::fmt::Debug for RedisBackend {
         f.debug_struct("RedisBackend")
             .field("url", &self.url)
             .field("response_timeout", &self.response_timeout)
+            .field("breaker", &self.breaker.state())
             .finish_non_exhaustive()
     }
 }
@@ -41,21 +57,16 @@ impl RedisBackend {
     /// Validates the URL and sets up the pool; no connection is made yet.
     pub(crate) fn new(settings: RedisSettings) -> Result<Self> {
         let url = RedactedUrl::new(&settings.url);
-        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str()).map_err(
-            |e| Error::InvalidUrl {
-                url: url.clone(),
-                reason: describe_url_error(&e),
-            },
-        )?;
+        let invalid = |e: RedisError| Error::InvalidUrl {
+            url: url.clone(),
+            reason: describe_url_error(&e),
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str())
+            .map_err(invalid)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
-        let manager = deadpool_redis::Manager::new_with_config(info, config).map_err(|e| {
-            Error::InvalidUrl {
-                url: url.clone(),
-                reason: describe_url_error(&e),
-            }
-        })?;
+        let manager = deadpool_redis::Manager::new_with_config(info, config).map_err(invalid)?;
         let connections = settings.connections.max(1);
         let pool = Pool::builder(manager)
             // Spare room so a broken connection can be replaced while the
@@ -69,9 +80,11 @@ impl RedisBackend {
             .map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self {
             connections: SharedConnection::new(pool, connections),
+            breaker: CircuitBreaker::new(settings.breaker),
             url,
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
+            release_lock: redis::Script::new(RELEASE_LOCK),
         })
     }
 
@@ -79,77 +92,133 @@ impl RedisBackend {
         &self.url
     }
 
-    async fn lease(&self) -> Result<Leased> {
-        self.connections.get().await.map_err(|e| match e {
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    pub(crate) fn breaker_openings(&self) -> u64 {
+        self.breaker.times_opened()
+    }
+
+    /// Runs one command: through the circuit breaker, on a leased
+    /// connection, within connect + response timeout in total.
+    async fn run<T, F, Fut>(&self, command: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, RedisError>>,
+    {
+        let permit = self.breaker.permit();
+        if permit == Permit::Skip {
+            return Err(Error::Unavailable {
+                url: self.url.clone(),
+            });
+        }
+        let budget = self.connect_timeout + self.response_timeout;
+        let outcome = match tokio::time::timeout(budget, self.run_unguarded(command)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Timeout {
+                url: self.url.clone(),
+                timeout: budget,
+            }),
+        };
+        match &outcome {
+            Ok(_) => self.breaker.success(permit),
+            Err(_) => self.breaker.failure(permit),
+        }
+        outcome
+    }
+
+    async fn run_unguarded<T, F, Fut>(&self, command: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, RedisError>>,
+    {
+        let leased = self.connections.get().await.map_err(|e| match e {
             PoolError::Timeout(_) => Error::Timeout {
                 url: self.url.clone(),
                 timeout: self.connect_timeout,
             },
-            PoolError::Backend(e) => self.connect_error(&e),
+            PoolError::Backend(e) if e.is_timeout() => Error::Timeout {
+                url: self.url.clone(),
+                timeout: self.connect_timeout,
+            },
             other => Error::Connect {
                 url: self.url.clone(),
                 reason: other.to_string(),
             },
+        })?;
+        command(leased.conn.clone()).await.map_err(|e| {
+            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                // It broke: detach it so the next request gets a new one.
+                self.connections.discard(&leased);
+            }
+            if e.is_timeout() {
+                Error::Timeout {
+                    url: self.url.clone(),
+                    timeout: self.response_timeout,
+                }
+            } else {
+                Error::Command {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                }
+            }
         })
     }
 
-    fn connect_error(&self, e: &RedisError) -> Error {
-        if e.is_timeout() {
-            Error::Timeout {
-                url: self.url.clone(),
-                timeout: self.connect_timeout,
-            }
-        } else {
-            Error::Connect {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            }
-        }
-    }
-
-    /// Maps a command error, and drops the connection if it broke.
-    fn command_error(&self, leased: &Leased, e: RedisError) -> Error {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-            self.connections.discard(leased);
-        }
-        if e.is_timeout() {
-            Error::Timeout {
-                url: self.url.clone(),
-                timeout: self.response_timeout,
-            }
-        } else {
-            Error::Command {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            }
-        }
-    }
-
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut leased = self.lease().await?;
-        let reply: std::result::Result<Option<Vec<u8>>, RedisError> = leased.conn.get(key).await;
-        reply.map_err(|e| self.command_error(&leased, e))
+        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
     }
 
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        let mut leased = self.lease().await?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value);
         if let Some(ttl) = ttl {
-            // PX takes milliseconds; a sub-millisecond ttl still expires.
-            cmd.arg("PX")
-                .arg(ttl.as_millis().clamp(1, u64::MAX as u128) as u64);
+            cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        let reply: std::result::Result<(), RedisError> = cmd.query_async(&mut leased.conn).await;
-        reply.map_err(|e| self.command_error(&leased, e))
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
-        let mut leased = self.lease().await?;
-        let reply: std::result::Result<u64, RedisError> = leased.conn.del(key).await;
-        reply
-            .map(|n| n > 0)
-            .map_err(|e| self.command_error(&leased, e))
+        self.run(|mut c| async move {
+            redis::cmd("DEL")
+                .arg(key)
+                .query_async::<u64>(&mut c)
+                .await
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// `SET key token NX PX ttl`: whether the lock was taken.
+    pub(crate) async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_millis(ttl))
+                .query_async::<Option<String>>(&mut c)
+                .await
+                .map(|reply| reply.is_some())
+        })
+        .await
+    }
+
+    /// Deletes the lock if it still holds `token` (compare-and-delete).
+    pub(crate) async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
+        self.run(|mut c| async move {
+            self.release_lock
+                .key(key)
+                .arg(token)
+                .invoke_async::<u64>(&mut c)
+                .await
+                .map(|n| n > 0)
+        })
+        .await
     }
 
     /// `SCAN … MATCH` + `UNLINK` in batches: never `KEYS`, which blocks the
@@ -159,23 +228,31 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let mut leased = self.lease().await?;
-            let step: std::result::Result<(u64, Vec<String>), RedisError> = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&glob)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut leased.conn)
-                .await;
-            let (next, keys) = step.map_err(|e| self.command_error(&leased, e))?;
+            let (next, keys): (u64, Vec<String>) = self
+                .run(|mut c| {
+                    let glob = &glob;
+                    async move {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(glob)
+                            .arg("COUNT")
+                            .arg(SCAN_BATCH)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
             let keys: Vec<String> = keys.into_iter().filter(|k| matcher.matches(k)).collect();
             if !keys.is_empty() {
-                let n: std::result::Result<u64, RedisError> = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut leased.conn)
-                    .await;
-                deleted += n.map_err(|e| self.command_error(&leased, e))?;
+                deleted += self
+                    .run(|mut c| async move {
+                        redis::cmd("UNLINK")
+                            .arg(&keys)
+                            .query_async::<u64>(&mut c)
+                            .await
+                    })
+                    .await?;
             }
             if next == 0 {
                 return Ok(deleted);
@@ -185,11 +262,19 @@ impl RedisBackend {
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
-        let mut leased = self.lease().await?;
-        let reply: std::result::Result<String, RedisError> =
-            redis::cmd("PING").query_async(&mut leased.conn).await;
-        reply.map(drop).map_err(|e| self.command_error(&leased, e))
+        self.run(|mut c| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(drop)
+        })
+        .await
     }
+}
+
+/// PX takes whole milliseconds; a sub-millisecond ttl still expires.
+fn ttl_millis(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u64::MAX as u128) as u64
 }
 
 fn describe_url_error(e: &RedisError) -> String {
