@@ -1,0 +1,126 @@
+//! Many callers missing one key at once: one computation.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache_memoize::{store, CallOptions, Cache, LockSettings};
+use support::TestRedis;
+
+fn redis() -> &'static TestRedis {
+    static REDIS: OnceLock<TestRedis> = OnceLock::new();
+    REDIS.get_or_init(support::redis_url_for_tests)
+}
+
+fn cache(prefix: &str, lock: LockSettings) -> Cache {
+    Cache::builder()
+        .url(redis().url())
+        .prefix(prefix)
+        .stampede_lock(lock)
+        .build()
+        .unwrap()
+}
+
+async fn slow_value(runs: &AtomicUsize) -> String {
+    runs.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    "expensive".to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_callers_in_one_process_share_one_computation() {
+    let cache = cache("stampede-local", LockSettings::default());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..1_000)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move { cache.get_or_compute("cold", None, || slow_value(&runs)).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "expensive");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    println!("1000 callers, body ran {} time(s); {:?}", runs.load(Ordering::SeqCst), cache.stats());
+}
+
+/// Four processes' worth of caches (separate connections, separate
+/// single-flight state), 50 callers each.
+async fn four_instances(prefix: &str, lock: LockSettings, runs: Arc<AtomicUsize>) -> Vec<Cache> {
+    let caches: Vec<Cache> = (0..4).map(|_| cache(prefix, lock)).collect();
+    let mut tasks = Vec::new();
+    for cache in &caches {
+        for _ in 0..50 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .memoize(
+                        "cold",
+                        CallOptions::ttl(None).locking(true),
+                        || slow_value(&runs),
+                        store::always,
+                        |v| v,
+                    )
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "expensive");
+    }
+    caches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_redis_lock_four_instances_compute_once() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let caches = four_instances("stampede-lock", LockSettings::default(), runs.clone()).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation across four instances");
+    let waits: u64 = caches.iter().map(|c| c.stats().lock_waits).sum();
+    assert!(waits >= 3, "the other instances waited on the lock ({waits})");
+    // The lock is released once the value is stored.
+    let lock_key = format!("{}:lock", caches[0].full_key("cold"));
+    assert!(redis().cmd(&[b"GET", lock_key.as_bytes()]).is_nil());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_lock_each_instance_computes() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let caches: Vec<Cache> = (0..4).map(|_| cache("stampede-nolock", LockSettings::default())).collect();
+    let tasks: Vec<_> = caches
+        .iter()
+        .map(|c| {
+            let (cache, runs) = (c.clone(), runs.clone());
+            tokio::spawn(async move { cache.get_or_compute("cold", None, || slow_value(&runs)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Single-flight is per process: this is what the lock is for.
+    assert!(runs.load(Ordering::SeqCst) > 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lock_holder_delays_others_by_at_most_the_lock_ttl() {
+    let mut lock = LockSettings::default();
+    lock.ttl = Duration::from_millis(500);
+    let probe = cache("stampede-dead", lock);
+    // A holder that took the lock and died: nobody will release it.
+    let lock_key = format!("{}:lock", probe.full_key("cold"));
+    redis()
+        .cmd(&[b"SET", lock_key.as_bytes(), b"dead-holder", b"PX", b"500"])
+        .expect_ok();
+    let started = Instant::now();
+    let runs = Arc::new(AtomicUsize::new(0));
+    four_instances("stampede-dead", lock, runs.clone()).await;
+    let elapsed = started.elapsed();
+    println!("dead holder: all 200 callers served after {elapsed:?}, body ran {} time(s)", runs.load(Ordering::SeqCst));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one waiter took the expired lock over");
+    // lock ttl (500 ms) + poll (20 ms) + the computation (300 ms) + slack.
+    assert!(elapsed < Duration::from_millis(1_500), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(700), "they did wait for the dead holder: {elapsed:?}");
+}
