@@ -60,10 +60,16 @@ pub struct Policy<R, S> {
     wrap: fn(S) -> R,
 }
 
-impl<R: Serialize + DeserializeOwned> Policy<R, R> {
+// The bounds sit on the constructors, not the impls, so a return type that
+// cannot be cached is reported as "`T: Serialize` is not satisfied" with
+// serde's hint to derive it.
+impl<R> Policy<R, R> {
     /// Store every result (the default, `cache_errors = true`, and
     /// `cache_none = true`).
-    pub fn always() -> Self {
+    pub fn always() -> Self
+    where
+        R: Serialize + DeserializeOwned,
+    {
         Policy {
             stored: store::always,
             wrap: std::convert::identity,
@@ -71,10 +77,13 @@ impl<R: Serialize + DeserializeOwned> Policy<R, R> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>, T> {
+impl<T, E> Policy<Result<T, E>, T> {
     /// Store only the `Ok` value of a `Result` (the default for `Result`);
     /// the error type needs no serde impls.
-    pub fn ok() -> Self {
+    pub fn ok() -> Self
+    where
+        T: Serialize + DeserializeOwned,
+    {
         Policy {
             stored: store::ok,
             wrap: Ok,
@@ -82,9 +91,12 @@ impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>, T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned> Policy<Option<T>, Option<T>> {
+impl<T> Policy<Option<T>, Option<T>> {
     /// Store `Some`, never `None` (`cache_none = false`).
-    pub fn some() -> Self {
+    pub fn some() -> Self
+    where
+        T: Serialize + DeserializeOwned,
+    {
         Policy {
             stored: store::some,
             wrap: std::convert::identity,

@@ -92,24 +92,24 @@ impl Args {
             ($($kw:ident => $parse:expr,)*) => {$(
                 if input.peek(kw::$kw) {
                     let name = input.parse::<kw::$kw>()?.span;
-                    let value = $parse(input)?;
+                    let value = $parse(input, name)?;
                     return set(&mut self.$kw, stringify!($kw), name, value);
                 }
             )*};
         }
         options! {
             ttl => parse_ttl,
-            prefix => |i| eq_then(i, "prefix", "prefix = \"shop::price\""),
-            key => |i| eq_then(i, "key", "key = user.id"),
+            prefix => |i, n| eq_then(i, n, "prefix", "prefix = \"shop::price\""),
+            key => |i, n| eq_then(i, n, "key", "key = user.id"),
             skip => parse_skip,
-            extra => |i| eq_then(i, "extra", "extra = SCHEMA_VERSION"),
-            hit => |i| eq_then(i, "hit", "hit = on_hit"),
-            miss => |i| eq_then(i, "miss", "miss = on_miss"),
-            store_result => |i| parse_bool(i, "store_result = false"),
-            cache_errors => |i| parse_bool(i, "cache_errors = true"),
-            cache_none => |i| parse_bool(i, "cache_none = false"),
-            alias => |i| eq_then(i, "alias", "alias = \"sessions\""),
-            cache => |i| eq_then(i, "cache", "cache = self.cache"),
+            extra => |i, n| eq_then(i, n, "extra", "extra = SCHEMA_VERSION"),
+            hit => |i, n| eq_then(i, n, "hit", "hit = on_hit"),
+            miss => |i, n| eq_then(i, n, "miss", "miss = on_miss"),
+            store_result => |i, n| parse_bool(i, n, "store_result = false"),
+            cache_errors => |i, n| parse_bool(i, n, "cache_errors = true"),
+            cache_none => |i, n| parse_bool(i, n, "cache_none = false"),
+            alias => |i, n| eq_then(i, n, "alias", "alias = \"sessions\""),
+            cache => |i, n| eq_then(i, n, "cache", "cache = self.cache"),
         }
         Err(unknown_option(input))
     }
@@ -146,10 +146,19 @@ fn unknown_option(input: ParseStream) -> syn::Error {
     )
 }
 
-/// `= <value>`, with an error that shows the right form when `=` is missing.
-fn eq_then<T: Parse>(input: ParseStream, option: &str, example: &str) -> syn::Result<T> {
+/// `= <value>`, with an error at the option's name that shows the right
+/// form when `=` is missing.
+fn eq_then<T: Parse>(
+    input: ParseStream,
+    name: Span,
+    option: &str,
+    example: &str,
+) -> syn::Result<T> {
     if !input.peek(Token![=]) {
-        return Err(input.error(format!("expected `=` after `{option}`: `{example}`")));
+        return Err(syn::Error::new(
+            name,
+            format!("expected `=` after `{option}`: write `{example}`"),
+        ));
     }
     input.parse::<Token![=]>()?;
     input.parse::<T>().map_err(|e| {
@@ -160,9 +169,9 @@ fn eq_then<T: Parse>(input: ParseStream, option: &str, example: &str) -> syn::Re
     })
 }
 
-fn parse_bool(input: ParseStream, example: &str) -> syn::Result<LitBool> {
+fn parse_bool(input: ParseStream, name: Span, example: &str) -> syn::Result<LitBool> {
     let option = example.split(' ').next().unwrap_or(example);
-    eq_then::<Expr>(input, option, example).and_then(|value| match value {
+    eq_then::<Expr>(input, name, option, example).and_then(|value| match value {
         Expr::Lit(ExprLit {
             lit: Lit::Bool(b), ..
         }) => Ok(b),
@@ -173,10 +182,10 @@ fn parse_bool(input: ParseStream, example: &str) -> syn::Result<LitBool> {
     })
 }
 
-fn parse_ttl(input: ParseStream) -> syn::Result<Ttl> {
+fn parse_ttl(input: ParseStream, name: Span) -> syn::Result<Ttl> {
     const FORMS: &str = "`ttl` is a whole number of seconds (`ttl = 300`) or a \
                          `std::time::Duration` (`ttl = Duration::from_millis(1500)`)";
-    let value: Expr = eq_then(input, "ttl", "ttl = 300")?;
+    let value: Expr = eq_then(input, name, "ttl", "ttl = 300")?;
     let Expr::Lit(ExprLit { lit, .. }) = &value else {
         return Ok(Ttl::Duration(value));
     };
@@ -205,9 +214,12 @@ fn parse_ttl(input: ParseStream) -> syn::Result<Ttl> {
     Err(syn::Error::new_spanned(lit, format!("{FORMS}, not {kind}")))
 }
 
-fn parse_skip(input: ParseStream) -> syn::Result<Vec<Ident>> {
+fn parse_skip(input: ParseStream, name: Span) -> syn::Result<Vec<Ident>> {
     if !input.peek(syn::token::Paren) {
-        return Err(input.error("`skip` lists argument names in parentheses: `skip(pool, logger)`"));
+        return Err(syn::Error::new(
+            name,
+            "`skip` lists argument names in parentheses: `skip(pool, logger)`",
+        ));
     }
     let content;
     syn::parenthesized!(content in input);

@@ -19,6 +19,10 @@ impl Errors {
         self.0.push(syn::Error::new(span, message));
     }
 
+    fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.0.push(syn::Error::new_spanned(tokens, message));
+    }
+
     fn into_result(self) -> syn::Result<()> {
         let mut errors = self.0.into_iter();
         let Some(mut first) = errors.next() else {
@@ -94,9 +98,9 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
         match input {
             FnArg::Receiver(r) => receiver = Some(r),
             FnArg::Typed(typed) => {
-                if let Some(span) = impl_trait_in(&typed.ty) {
-                    errors.at(
-                        span,
+                if let Some(impl_trait) = impl_trait_in(&typed.ty) {
+                    errors.spanned(
+                        impl_trait,
                         "`impl Trait` arguments are not supported by #[cache_memoize]: \
                          name a generic parameter instead, e.g. `fn f<T: Trait + Serialize>(x: T)`",
                     );
@@ -114,8 +118,8 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
                         ty: (*typed.ty).clone(),
                         skipped: false,
                     }),
-                    pat => errors.at(
-                        pat.span(),
+                    pat => errors.spanned(
+                        pat,
                         "#[cache_memoize] needs a plain name for each argument: write \
                          `pair: (u8, u8)` and destructure it in the body",
                     ),
@@ -197,16 +201,16 @@ fn check_return(output: &ReturnType, errors: &mut Errors) -> Returns {
     match &**ty {
         Type::Tuple(t) if t.elems.is_empty() => Returns::Unit,
         Type::ImplTrait(t) => {
-            errors.at(
-                t.impl_token.span,
+            errors.spanned(
+                t,
                 "a memoized function cannot return `impl Trait`: a cached value is decoded \
                  into a named type; return that type",
             );
             Returns::Other
         }
         Type::Reference(r) => {
-            errors.at(
-                r.and_token.span,
+            errors.spanned(
+                r,
                 "a memoized function returns a value decoded from the cache, so it cannot \
                  return a reference; return an owned type (e.g. `String` for `&str`, `Vec<T>` for `&[T]`)",
             );
@@ -246,7 +250,7 @@ fn check_return_options(
 ) {
     let shown = match output {
         ReturnType::Default => "()".to_owned(),
-        ReturnType::Type(_, ty) => ty.to_token_stream().to_string(),
+        ReturnType::Type(_, ty) => readable(ty),
     };
     if let Some(option) = &args.cache_errors {
         if !matches!(returns, Returns::Result { .. }) {
@@ -321,12 +325,27 @@ fn check_cache_choice(args: &Args, params: &[Param], name: &Ident, errors: &mut 
     }
 }
 
-/// The span of the first `impl Trait` anywhere inside `ty`.
-fn impl_trait_in(ty: &Type) -> Option<Span> {
-    struct Finder(Option<Span>);
-    impl<'ast> Visit<'ast> for Finder {
+/// A type as a user writes it: `Option<u64>`, not `Option < u64 >`.
+fn readable(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (spaced, tight) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
+
+/// The first `impl Trait` anywhere inside `ty`.
+fn impl_trait_in(ty: &Type) -> Option<&syn::TypeImplTrait> {
+    struct Finder<'ast>(Option<&'ast syn::TypeImplTrait>);
+    impl<'ast> Visit<'ast> for Finder<'ast> {
         fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
-            self.0.get_or_insert(t.impl_token.span);
+            self.0.get_or_insert(t);
         }
     }
     let mut finder = Finder(None);

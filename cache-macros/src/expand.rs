@@ -56,39 +56,39 @@ fn memoized_fn(plan: &Plan, name: &Ident, attrs: &[Attribute], refresh: bool) ->
     let hit = callback(plan, &plan.args.hit);
     let miss = callback(plan, &plan.args.miss);
     let policy = policy(plan);
-    let call = if sig.asyncness.is_some() {
-        quote! {
-            __cache_memo.call(
-                __cache_key,
-                (#(#idents,)*),
-                move |(#(#pats,)*)| async move #block,
-                #policy,
-                #hit,
-                #miss,
-            ).await
-        }
+    // Spanned at the return type: a return type that is not
+    // `Serialize + DeserializeOwned` is reported there.
+    let span = return_span(plan);
+    let (method, body, wait) = if sig.asyncness.is_some() {
+        let body = quote!(move |(#(#pats,)*)| async move #block);
+        (quote!(call), body, Some(quote_spanned!(span=> .await)))
     } else {
         let returns = match &sig.output {
             ReturnType::Default => None,
             ReturnType::Type(arrow, ty) => Some(quote!(#arrow #ty)),
         };
-        quote! {
-            __cache_memo.call_blocking(
-                __cache_key,
-                (#(#idents,)*),
-                move |(#(#pats,)*)| #returns #block,
-                #policy,
-                #hit,
-                #miss,
-            )
-        }
+        (
+            quote!(call_blocking),
+            quote!(move |(#(#pats,)*)| #returns #block),
+            None,
+        )
+    };
+    let call = quote_spanned! {span=>
+        __cache_memo.#method(
+            __cache_key,
+            (#(#idents,)*),
+            #body,
+            #policy,
+            #hit,
+            #miss,
+        )
     };
     quote! {
         #(#attrs)*
         #vis #sig {
             let __cache_memo = #spec;
             let __cache_key = __cache_memo.key(#parts);
-            #call
+            #call #wait
         }
     }
 }
@@ -330,20 +330,29 @@ fn callback(plan: &Plan, setting: &Option<Setting<Expr>>) -> TokenStream {
     quote_spanned!(f.span()=> |(#(#idents,)*)| (#f)(#(#passed),*))
 }
 
-/// The store policy, spanned at the return type so a return type that is
-/// not `Serialize + DeserializeOwned` is reported there.
-fn policy(plan: &Plan) -> TokenStream {
-    let p = private();
-    let span = match &plan.func.sig.output {
+fn return_span(plan: &Plan) -> Span {
+    match &plan.func.sig.output {
         ReturnType::Default => Span::call_site(),
         ReturnType::Type(_, ty) => ty.span(),
-    };
+    }
+}
+
+/// The store policy, spanned at the return type.
+fn policy(plan: &Plan) -> TokenStream {
+    let span = return_span(plan);
     let constructor = match plan.storage {
-        Storage::Always => quote!(always),
-        Storage::Ok => quote!(ok),
-        Storage::Some => quote!(some),
+        Storage::Always => "always",
+        Storage::Ok => "ok",
+        Storage::Some => "some",
     };
-    quote_spanned!(span=> #p::Policy::#constructor())
+    let constructor = Ident::new(constructor, span);
+    let returns = match &plan.func.sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    // Written out rather than through `private()`, whose tokens would keep
+    // the call-site span and pull the error back onto the attribute.
+    quote_spanned!(span=> ::cache_memoize::__private::Policy::<#returns, _>::#constructor())
 }
 
 /// `mut x: T` becomes `x: T` in the outer signature; the closure that runs
