@@ -4,3 +4,9 @@ pub use cache_core::memoized::{key_part, method_prefix, Memoized, Policy};
 pub use cache_core::registry;
 pub use cache_core::serde;
 pub use cache_core::Cache;
+
+/// The `#[cache_memoize]` documentation lives in the macro crate, which
+/// cannot use its own attribute; its examples are compiled and run here.
+#[cfg(doctest)]
+#[doc = include_str!("../cache-macros/src/attribute.md")]
+pub struct AttributeDocs;
