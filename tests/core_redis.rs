@@ -538,3 +538,40 @@ fn tls_urls_without_the_tls_feature_say_how_to_enable_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn values_over_the_size_limit_are_returned_but_not_stored() {
+    let cache = Cache::builder()
+        .url(redis().url())
+        .prefix("too-big")
+        .codec(Codec::builder().max_value_size(10_000).build())
+        .build()
+        .unwrap();
+    let big: Vec<u64> = cache
+        .get_or_compute("big", None, || async { (0..5_000u64).collect() })
+        .await;
+    assert_eq!(big.len(), 5_000);
+    assert_eq!(raw_get(&cache.full_key("big")), None);
+    assert_eq!(cache.stats().store_skipped, 1);
+    assert!(
+        cache.set("big", &big, None).await.is_err(),
+        "the strict API reports it"
+    );
+}
+
+#[tokio::test]
+async fn very_long_keys_are_shortened_to_a_readable_head_and_a_hash() {
+    let cache = cache("long-keys");
+    let long_a = format!("report:{}", "a".repeat(10_000));
+    let long_b = format!("report:{}b", "a".repeat(9_999));
+    cache.set(&long_a, &1u8, None).await.unwrap();
+    cache.set(&long_b, &2u8, None).await.unwrap();
+    assert_eq!(cache.get::<u8>(&long_a).await.unwrap(), Some(1));
+    assert_eq!(cache.get::<u8>(&long_b).await.unwrap(), Some(2));
+    let full = cache.full_key(&long_a);
+    assert!(
+        full.len() < 320 && full.starts_with("long-keys:1:report:aaa"),
+        "{full}"
+    );
+    assert!(raw_get(&full).is_some());
+}

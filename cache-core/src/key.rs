@@ -31,6 +31,9 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::CodecError;
 
+/// User keys longer than this are shortened to a readable head plus a hash.
+pub const MAX_READABLE_KEY_LEN: usize = 1024;
+
 /// Number of hex digits in an argument hash.
 pub const ARGS_HASH_LEN: usize = 32;
 
@@ -48,13 +51,27 @@ impl KeyBuilder {
         }
     }
 
-    /// The full key of a user key.
+    /// The full key of a user key. User keys longer than
+    /// [`MAX_READABLE_KEY_LEN`] bytes keep their first part readable and end
+    /// in the hash of the whole key (Redis keys of many kilobytes cost memory
+    /// and bandwidth on every call).
     ///
     /// ```
     /// # use cache_core::KeyBuilder;
-    /// assert_eq!(KeyBuilder::new("app", 2).full_key("user:7"), "app:2:user:7");
+    /// let keys = KeyBuilder::new("app", 2);
+    /// assert_eq!(keys.full_key("user:7"), "app:2:user:7");
+    /// let long = keys.full_key(&"x".repeat(5000));
+    /// assert_eq!(long.len(), "app:2:".len() + 256 + ":#".len() + 32);
     /// ```
     pub fn full_key(&self, key: &str) -> String {
+        if key.len() > MAX_READABLE_KEY_LEN {
+            let mut cut = 256;
+            while !key.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let hash = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+            return format!("{}{}:#{hash:032x}", self.namespace, &key[..cut]);
+        }
         let mut full = String::with_capacity(self.namespace.len() + key.len());
         full.push_str(&self.namespace);
         full.push_str(key);

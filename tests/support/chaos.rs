@@ -143,7 +143,11 @@ pub async fn run(
             }
             progress(format!(
                 "{started:>8.1?}  redis-server {} (breaker {:?})",
-                if fault == Fault::Kill { "killed with SIGKILL" } else { "paused with SIGSTOP" },
+                if fault == Fault::Kill {
+                    "killed with SIGKILL"
+                } else {
+                    "paused with SIGSTOP"
+                },
                 cache.stats().breaker
             ));
             std::thread::sleep(plan.recover_at.saturating_sub(origin.elapsed()));
@@ -156,10 +160,33 @@ pub async fn run(
             *fault_window.lock().unwrap() = (started, back);
             progress(format!(
                 "{back:>8.1?}  redis-server {} (breaker {:?})",
-                if fault == Fault::Kill { "restarted on the same port" } else { "resumed with SIGCONT" },
+                if fault == Fault::Kill {
+                    "restarted on the same port"
+                } else {
+                    "resumed with SIGCONT"
+                },
                 cache.stats().breaker
             ));
             server
+        })
+    };
+
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let monitor = {
+        let (cache, progress, finished) = (cache.clone(), progress.clone(), finished.clone());
+        tokio::spawn(async move {
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let s = cache.stats();
+                progress(format!(
+                    "{:>8.1?}  breaker {:<8} hits {:>5} misses {:>5} errors {:>5}",
+                    origin.elapsed(),
+                    format!("{:?}", s.breaker),
+                    s.hits,
+                    s.misses,
+                    s.errors
+                ));
+            }
         })
     };
 
@@ -198,6 +225,8 @@ pub async fn run(
             Err(_) => failed += plan.calls_per_task, // a panicked task failed all its calls
         }
     }
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = monitor.await;
     let server = controller.join().expect("controller thread");
     drop(server);
 
