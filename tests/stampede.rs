@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cache_memoize::{store, CallOptions, Cache, LockSettings};
+use cache_memoize::{store, Cache, CallOptions, LockSettings};
 use support::TestRedis;
 
 fn redis() -> &'static TestRedis {
@@ -37,14 +37,22 @@ async fn a_thousand_callers_in_one_process_share_one_computation() {
     let tasks: Vec<_> = (0..1_000)
         .map(|_| {
             let (cache, runs) = (cache.clone(), runs.clone());
-            tokio::spawn(async move { cache.get_or_compute("cold", None, || slow_value(&runs)).await })
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute("cold", None, || slow_value(&runs))
+                    .await
+            })
         })
         .collect();
     for task in tasks {
         assert_eq!(task.await.unwrap(), "expensive");
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
-    println!("1000 callers, body ran {} time(s); {:?}", runs.load(Ordering::SeqCst), cache.stats());
+    println!(
+        "1000 callers, body ran {} time(s); {:?}",
+        runs.load(Ordering::SeqCst),
+        cache.stats()
+    );
 }
 
 /// Four processes' worth of caches (separate connections, separate
@@ -78,9 +86,16 @@ async fn four_instances(prefix: &str, lock: LockSettings, runs: Arc<AtomicUsize>
 async fn with_the_redis_lock_four_instances_compute_once() {
     let runs = Arc::new(AtomicUsize::new(0));
     let caches = four_instances("stampede-lock", LockSettings::default(), runs.clone()).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation across four instances");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "one computation across four instances"
+    );
     let waits: u64 = caches.iter().map(|c| c.stats().lock_waits).sum();
-    assert!(waits >= 3, "the other instances waited on the lock ({waits})");
+    assert!(
+        waits >= 3,
+        "the other instances waited on the lock ({waits})"
+    );
     // The lock is released once the value is stored.
     let lock_key = format!("{}:lock", caches[0].full_key("cold"));
     assert!(redis().cmd(&[b"GET", lock_key.as_bytes()]).is_nil());
@@ -89,12 +104,18 @@ async fn with_the_redis_lock_four_instances_compute_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_lock_each_instance_computes() {
     let runs = Arc::new(AtomicUsize::new(0));
-    let caches: Vec<Cache> = (0..4).map(|_| cache("stampede-nolock", LockSettings::default())).collect();
+    let caches: Vec<Cache> = (0..4)
+        .map(|_| cache("stampede-nolock", LockSettings::default()))
+        .collect();
     let tasks: Vec<_> = caches
         .iter()
         .map(|c| {
             let (cache, runs) = (c.clone(), runs.clone());
-            tokio::spawn(async move { cache.get_or_compute("cold", None, || slow_value(&runs)).await })
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute("cold", None, || slow_value(&runs))
+                    .await
+            })
         })
         .collect();
     for task in tasks {
@@ -118,9 +139,19 @@ async fn a_dead_lock_holder_delays_others_by_at_most_the_lock_ttl() {
     let runs = Arc::new(AtomicUsize::new(0));
     four_instances("stampede-dead", lock, runs.clone()).await;
     let elapsed = started.elapsed();
-    println!("dead holder: all 200 callers served after {elapsed:?}, body ran {} time(s)", runs.load(Ordering::SeqCst));
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "one waiter took the expired lock over");
+    println!(
+        "dead holder: all 200 callers served after {elapsed:?}, body ran {} time(s)",
+        runs.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "one waiter took the expired lock over"
+    );
     // lock ttl (500 ms) + poll (20 ms) + the computation (300 ms) + slack.
     assert!(elapsed < Duration::from_millis(1_500), "{elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(700), "they did wait for the dead holder: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(700),
+        "they did wait for the dead holder: {elapsed:?}"
+    );
 }
