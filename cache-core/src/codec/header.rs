@@ -3,8 +3,9 @@
 //! ```text
 //! byte 0   0xCA  magic
 //! byte 1   0x01  format version
-//! byte 2   serializer id   (1 = MessagePack, 2 = JSON)
-//! byte 3   compressor id   (0 = none, 1 = zlib)
+//! byte 2   serializer id   (1 = MessagePack, 2 = JSON, 3 = postcard, 4 = CBOR)
+//! byte 3   compressor id   (0 = none, 1 = zlib, 2 = gzip, 3 = zstd, 4 = lz4,
+//!                           5 = xz, 6 = brotli, 7 = snappy)
 //! byte 4.. payload: the serialized value, compressed if byte 3 is not 0
 //! ```
 //!

@@ -1,11 +1,47 @@
 //! How values become bytes: a [`Serializer`], a [`Compressor`], and the
 //! 4-byte [`header`] that records which were used (see `docs/FORMAT.md`).
 
+#[cfg(feature = "brotli")]
+mod brotli;
+#[cfg(feature = "cbor")]
+mod cbor;
+mod compiled_in;
 pub mod compressor;
+#[cfg(feature = "gzip")]
+mod gzip;
 pub mod header;
+#[cfg(feature = "lz4")]
+mod lz4;
+#[cfg(feature = "postcard")]
+mod postcard;
 pub mod serializer;
+mod shared;
+#[cfg(feature = "snappy")]
+mod snappy;
 mod value_codec;
+#[cfg(feature = "xz")]
+mod xz;
+#[cfg(feature = "zstd")]
+mod zstd;
 
 pub use compressor::{Compressor, NoCompression, ZlibCompressor};
 pub use serializer::{JsonSerializer, MsgpackSerializer, Serializer};
 pub use value_codec::{Codec, CodecBuilder};
+
+#[cfg(feature = "brotli")]
+pub use brotli::BrotliCompressor;
+#[cfg(feature = "cbor")]
+pub use cbor::CborSerializer;
+pub use compiled_in::{compressors, serializers};
+#[cfg(feature = "gzip")]
+pub use gzip::GzipCompressor;
+#[cfg(feature = "lz4")]
+pub use lz4::Lz4Compressor;
+#[cfg(feature = "postcard")]
+pub use postcard::PostcardSerializer;
+#[cfg(feature = "snappy")]
+pub use snappy::SnappyCompressor;
+#[cfg(feature = "xz")]
+pub use xz::XzCompressor;
+#[cfg(feature = "zstd")]
+pub use zstd::ZstdCompressor;

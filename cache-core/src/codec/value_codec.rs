@@ -5,9 +5,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::compressor::{Compressor, NoCompression, ZlibCompressor};
+use super::compressor::{Compressor, ZlibCompressor};
 use super::header::{Header, HEADER_LEN};
-use super::serializer::{BuiltinFormat, JsonSerializer, MsgpackSerializer, Serializer};
+use super::serializer::{BuiltinFormat, MsgpackSerializer, Serializer};
 use crate::error::CodecError;
 
 /// Encodes values for storage and decodes stored entries.
@@ -188,7 +188,7 @@ impl CodecBuilder {
         self
     }
 
-    /// Compresses payloads with `compressor` (use [`NoCompression`] to never compress).
+    /// Compresses payloads with `compressor` (use [`NoCompression`](super::NoCompression) to never compress).
     pub fn compressor(mut self, compressor: impl Compressor) -> Self {
         self.compressor = Arc::new(compressor);
         self
@@ -222,11 +222,9 @@ impl CodecBuilder {
     /// The codec. It reads everything compiled into this crate plus what
     /// `read_serializer`/`read_compressor` added.
     pub fn build(self) -> Codec {
-        let mut serializers: Vec<Arc<dyn Serializer>> =
-            vec![Arc::new(MsgpackSerializer), Arc::new(JsonSerializer)];
+        let mut serializers = super::serializers();
         serializers.extend(self.extra_serializers);
-        let mut compressors: Vec<Arc<dyn Compressor>> =
-            vec![Arc::new(NoCompression), Arc::new(ZlibCompressor::default())];
+        let mut compressors = super::compressors();
         compressors.extend(self.extra_compressors);
         Codec {
             serializer: self.serializer,
@@ -244,6 +242,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::codec::JsonSerializer;
 
     #[test]
     fn small_values_are_not_compressed_large_ones_are() {
