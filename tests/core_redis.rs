@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cache_memoize::key::function_key;
@@ -13,9 +13,10 @@ use cache_memoize::{Cache, Codec, Error};
 use serde::{Deserialize, Serialize};
 use support::{RespValue, TestRedis};
 
-fn redis() -> &'static TestRedis {
-    static REDIS: OnceLock<TestRedis> = OnceLock::new();
-    REDIS.get_or_init(support::redis_url_for_tests)
+/// The redis-server of this test binary; each test holds it (`let _redis =
+/// redis();`) so it stops when the last test is done.
+fn redis() -> Arc<TestRedis> {
+    support::shared_redis()
 }
 
 /// A cache with its own prefix, so tests running in parallel never meet.
@@ -61,6 +62,7 @@ fn symbol(i: u64) -> Symbol {
 
 #[tokio::test]
 async fn values_of_several_types_round_trip() {
+    let _redis = redis();
     let cache = cache("roundtrip");
     cache.set("struct", &symbol(2), None).await.unwrap();
     assert_eq!(
@@ -100,6 +102,7 @@ async fn values_of_several_types_round_trip() {
 
 #[tokio::test]
 async fn entries_expire_after_their_ttl() {
+    let _redis = redis();
     let cache = cache("ttl");
     cache
         .set("short", &1u8, Some(Duration::from_millis(300)))
@@ -139,6 +142,7 @@ async fn entries_expire_after_their_ttl() {
 
 #[tokio::test]
 async fn delete_and_delete_prefix_remove_exactly_what_they_name() {
+    let _redis = redis();
     let cache = cache("del");
     for key in ["user:1", "user:2", "user:20", "users", "order:1"] {
         cache.set(key, &key, None).await.unwrap();
@@ -170,6 +174,7 @@ async fn delete_and_delete_prefix_remove_exactly_what_they_name() {
 
 #[tokio::test]
 async fn delete_function_removes_that_functions_entries_only() {
+    let _redis = redis();
     let cache = cache("fn-delete");
     for f in ["app::f", "app::f:inner", "app::ff"] {
         for arg in 0..3u32 {
@@ -187,6 +192,7 @@ async fn delete_function_removes_that_functions_entries_only() {
 
 #[tokio::test]
 async fn two_caches_on_one_redis_share_entries() {
+    let _redis = redis();
     let writer = cache("shared");
     let reader = cache("shared");
     let computed = AtomicUsize::new(0);
@@ -213,6 +219,7 @@ async fn two_caches_on_one_redis_share_entries() {
 
 #[tokio::test]
 async fn corrupt_entries_are_misses_that_get_recomputed_and_overwritten() {
+    let _redis = redis();
     let cache = cache("corrupt");
     let zlib_bomb = Codec::builder()
         .compress_threshold(0)
@@ -307,6 +314,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn golden_bytes_are_what_redis_stores() {
+    let _redis = redis();
     let cache = cache("golden");
     cache.set("sym", &symbol(3), None).await.unwrap();
     assert_eq!(
@@ -317,6 +325,7 @@ async fn golden_bytes_are_what_redis_stores() {
 
 #[tokio::test]
 async fn concurrent_callers_of_one_cold_key_share_one_computation() {
+    let _redis = redis();
     let cache = cache("single-flight");
     let runs = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -344,6 +353,7 @@ async fn concurrent_callers_of_one_cold_key_share_one_computation() {
 
 #[test]
 fn plain_code_memoizes_with_or_without_a_runtime() {
+    let _redis = redis();
     let cache = cache("blocking");
     let runs = AtomicUsize::new(0);
     let compute = || {
@@ -379,6 +389,7 @@ fn plain_code_memoizes_with_or_without_a_runtime() {
 
 #[tokio::test]
 async fn unix_socket_connections_work() {
+    let _redis = redis();
     let server = support::RedisServer::start_with_unix_socket();
     let path = server.unix_socket_path().unwrap();
     let cache = Cache::builder()
@@ -395,6 +406,7 @@ async fn unix_socket_connections_work() {
 
 #[tokio::test]
 async fn memoizing_fails_open_when_redis_is_unreachable() {
+    let _redis = redis();
     let dead_port = support::free_port();
     let cache = Cache::builder()
         .url(format!("redis://:hunter2@127.0.0.1:{dead_port}/"))
@@ -457,6 +469,7 @@ fn bad_urls_are_refused_with_a_hint_and_no_password() {
 /// corrupt-free round trips, single-flight.
 #[tokio::test]
 async fn the_in_memory_backend_has_the_same_semantics() {
+    let _redis = redis();
     for cache in [
         Cache::builder().prefix("same").build().unwrap(),
         cache("same-redis"),
@@ -490,6 +503,7 @@ async fn the_in_memory_backend_has_the_same_semantics() {
 
 #[tokio::test]
 async fn acl_users_and_passwords_in_the_url_work_and_stay_secret() {
+    let _redis = redis();
     let server = support::RedisServer::start_with_args(&[
         "--requirepass",
         "admin-pw",
@@ -541,6 +555,7 @@ fn tls_urls_without_the_tls_feature_say_how_to_enable_it() {
 
 #[tokio::test]
 async fn values_over_the_size_limit_are_returned_but_not_stored() {
+    let _redis = redis();
     let cache = Cache::builder()
         .url(redis().url())
         .prefix("too-big")
@@ -561,6 +576,7 @@ async fn values_over_the_size_limit_are_returned_but_not_stored() {
 
 #[tokio::test]
 async fn very_long_keys_are_shortened_to_a_readable_head_and_a_hash() {
+    let _redis = redis();
     let cache = cache("long-keys");
     let long_a = format!("report:{}", "a".repeat(10_000));
     let long_b = format!("report:{}b", "a".repeat(9_999));

@@ -9,25 +9,16 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_memoize::{cache_memoize, registry, Cache};
 use serde::{Deserialize, Serialize};
 use support::TestRedis;
 
-/// The redis-server of this test binary, shared by the tests running at the
-/// same time and stopped when the last of them is done: a `static` server
-/// would never be dropped and would outlive the test process.
+/// The redis-server of this test binary (see `support::shared_redis`).
 fn redis() -> Arc<TestRedis> {
-    static SHARED: Mutex<Weak<TestRedis>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(redis) = shared.upgrade() {
-        return redis;
-    }
-    let redis = Arc::new(support::redis_url_for_tests());
-    *shared = Arc::downgrade(&redis);
-    redis
+    support::shared_redis()
 }
 
 /// A Redis cache registered under `alias`, with a key prefix unique to this

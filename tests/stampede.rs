@@ -4,15 +4,16 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_memoize::{store, Cache, CallOptions, LockSettings};
 use support::TestRedis;
 
-fn redis() -> &'static TestRedis {
-    static REDIS: OnceLock<TestRedis> = OnceLock::new();
-    REDIS.get_or_init(support::redis_url_for_tests)
+/// The redis-server of this test binary; each test holds it (`let _redis =
+/// redis();`) so it stops when the last test is done.
+fn redis() -> Arc<TestRedis> {
+    support::shared_redis()
 }
 
 fn cache(prefix: &str, lock: LockSettings) -> Cache {
@@ -32,6 +33,7 @@ async fn slow_value(runs: &AtomicUsize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_callers_in_one_process_share_one_computation() {
+    let _redis = redis();
     let cache = cache("stampede-local", LockSettings::default());
     let runs = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..1_000)
@@ -84,6 +86,7 @@ async fn four_instances(prefix: &str, lock: LockSettings, runs: Arc<AtomicUsize>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_redis_lock_four_instances_compute_once() {
+    let _redis = redis();
     let runs = Arc::new(AtomicUsize::new(0));
     let caches = four_instances("stampede-lock", LockSettings::default(), runs.clone()).await;
     assert_eq!(
@@ -103,6 +106,7 @@ async fn with_the_redis_lock_four_instances_compute_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_lock_each_instance_computes() {
+    let _redis = redis();
     let runs = Arc::new(AtomicUsize::new(0));
     let caches: Vec<Cache> = (0..4)
         .map(|_| cache("stampede-nolock", LockSettings::default()))
@@ -127,6 +131,7 @@ async fn without_the_lock_each_instance_computes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lock_holder_delays_others_by_at_most_the_lock_ttl() {
+    let _redis = redis();
     let mut lock = LockSettings::default();
     lock.ttl = Duration::from_millis(500);
     let probe = cache("stampede-dead", lock);

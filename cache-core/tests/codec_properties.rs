@@ -81,7 +81,8 @@ fn codec() -> impl Strategy<Value = Codec> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1_000))]
+    // 256 cases per property in a normal run; set PROPTEST_CASES for more.
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
 
     #[test]
     fn every_value_round_trips(codec in codec(), value in record()) {

@@ -460,6 +460,22 @@ impl TestRedis {
 }
 
 /// Uses `$REDIS_URL` if set (and non-empty), otherwise starts a private server.
+/// The redis-server of this test binary, shared by the tests running at the
+/// same time and stopped when the last of them drops its handle. (A server
+/// kept in a `static` is never dropped and would outlive the test process.)
+/// Hold the returned `Arc` for the whole test: `let redis = shared_redis();`.
+pub fn shared_redis() -> std::sync::Arc<TestRedis> {
+    use std::sync::{Arc, Mutex, Weak};
+    static SHARED: Mutex<Weak<TestRedis>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(redis) = shared.upgrade() {
+        return redis;
+    }
+    let redis = Arc::new(redis_url_for_tests());
+    *shared = Arc::downgrade(&redis);
+    redis
+}
+
 pub fn redis_url_for_tests() -> TestRedis {
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.trim().is_empty() => TestRedis {
