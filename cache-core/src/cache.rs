@@ -14,7 +14,7 @@ use crate::blocking::{block_on_io, wait_here};
 use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::key::KeyBuilder;
+use crate::key::{CacheKey, KeyBuilder};
 use crate::single_flight::{self, Landing, LeaderGuard, Role, SingleFlight};
 use crate::stampede_lock::{lock_key, new_token, LockSettings};
 use crate::stats::{Stats, StatsSnapshot};
@@ -203,9 +203,12 @@ impl Cache {
             .await
     }
 
-    /// Deletes `key`; whether it existed.
-    pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.backend.delete(&self.full_key(key)).await
+    /// Deletes `key` (a user key or a [`FullKey`]); whether it existed.
+    pub async fn delete(&self, key: &(impl CacheKey + ?Sized)) -> Result<bool> {
+        self.inner
+            .backend
+            .delete(&key.full_key(&self.inner.keys))
+            .await
     }
 
     /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
@@ -262,7 +265,7 @@ impl Cache {
     /// is turned back into an `R` by `wrap`.
     pub async fn memoize<R, S, F, Fut>(
         &self,
-        key: &str,
+        key: &(impl CacheKey + ?Sized),
         options: CallOptions,
         compute: F,
         stored: StorePolicy<R, S>,
@@ -275,7 +278,8 @@ impl Cache {
     {
         // Boxed: the nested state machine is deep enough to overflow rustc's
         // query depth limit in small user crates (seen in doctests).
-        Box::pin(self.memoize_in(IoMode::Inline, key, options, compute, stored, wrap)).await
+        let full = key.full_key(&self.inner.keys);
+        Box::pin(self.memoize_in(IoMode::Inline, &full, options, compute, stored, wrap)).await
     }
 
     /// [`memoize`](Self::memoize) for plain (blocking) functions: callable
@@ -284,7 +288,7 @@ impl Cache {
     /// `compute` runs on the calling thread.
     pub fn memoize_blocking<R, S, F>(
         &self,
-        key: &str,
+        key: &(impl CacheKey + ?Sized),
         options: CallOptions,
         compute: F,
         stored: StorePolicy<R, S>,
@@ -299,9 +303,10 @@ impl Cache {
         } else {
             IoMode::IoRuntime
         };
+        let full = key.full_key(&self.inner.keys);
         wait_here(Box::pin(self.memoize_in(
             mode,
-            key,
+            &full,
             options,
             || async { compute() },
             stored,
@@ -331,7 +336,7 @@ impl Cache {
     async fn memoize_in<R, S, F, Fut>(
         &self,
         mode: IoMode,
-        key: &str,
+        full: &str,
         options: CallOptions,
         compute: F,
         stored: StorePolicy<R, S>,
@@ -342,7 +347,6 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let full = self.full_key(key);
         let landings_before = self.inner.landings.load(Ordering::Acquire);
         let mut backend_ok = true;
         if !options.refresh {

@@ -24,6 +24,8 @@
 //! `std::collections::HashMap`) give unstable keys: use `BTreeMap` or
 //! `IndexMap` in arguments.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::io;
 
 use serde::Serialize;
@@ -78,6 +80,35 @@ impl KeyBuilder {
         full
     }
 
+    /// The full key of one call of a memoized function:
+    /// `{ns}{function prefix}:{args hash}`, built in one allocation.
+    ///
+    /// ```
+    /// # use cache_core::{KeyBuilder, key::function_key};
+    /// let keys = KeyBuilder::new("app", 1);
+    /// let full = keys.function_key("shop::price", &(&42u64,)).unwrap();
+    /// assert_eq!(full.as_str(), keys.full_key(&function_key("shop::price", &(&42u64,)).unwrap()));
+    /// ```
+    pub fn function_key<A: Serialize + ?Sized>(
+        &self,
+        function_prefix: &str,
+        args: &A,
+    ) -> Result<FullKey, CodecError> {
+        let hash = args_hash(args)?;
+        if function_prefix.len() + 1 + ARGS_HASH_LEN > MAX_READABLE_KEY_LEN {
+            let user_key = format!("{function_prefix}:{hash:032x}");
+            return Ok(FullKey(self.full_key(&user_key)));
+        }
+        let mut full =
+            String::with_capacity(self.namespace.len() + function_prefix.len() + 1 + ARGS_HASH_LEN);
+        full.push_str(&self.namespace);
+        full.push_str(function_prefix);
+        full.push(':');
+        use std::fmt::Write as _;
+        let _ = write!(full, "{hash:032x}");
+        Ok(FullKey(full))
+    }
+
     /// A matcher for every key whose user key starts with `prefix`.
     pub fn matcher_for_prefix(&self, prefix: &str) -> KeyMatcher {
         KeyMatcher {
@@ -96,6 +127,53 @@ impl KeyBuilder {
             prefix,
             exact_hash_suffix: true,
         }
+    }
+}
+
+/// A complete key as stored in the backend, namespace included.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FullKey(String);
+
+impl FullKey {
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key as a `String`.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for FullKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Something that names an entry: a user key (`str`, namespaced by the
+/// cache) or a [`FullKey`] (used as it is).
+pub trait CacheKey {
+    /// The full key under `keys`.
+    fn full_key<'a>(&'a self, keys: &KeyBuilder) -> Cow<'a, str>;
+}
+
+impl CacheKey for str {
+    fn full_key<'a>(&'a self, keys: &KeyBuilder) -> Cow<'a, str> {
+        Cow::Owned(keys.full_key(self))
+    }
+}
+
+impl CacheKey for String {
+    fn full_key<'a>(&'a self, keys: &KeyBuilder) -> Cow<'a, str> {
+        Cow::Owned(keys.full_key(self))
+    }
+}
+
+impl CacheKey for FullKey {
+    fn full_key<'a>(&'a self, _: &KeyBuilder) -> Cow<'a, str> {
+        Cow::Borrowed(&self.0)
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::cache::{Cache, CallOptions};
 use crate::error::CodecError;
-use crate::key::function_key;
+use crate::key::FullKey;
 use crate::store::{self, StorePolicy};
 
 /// One value that goes into a key: an argument, the `key = …` expression,
@@ -146,9 +146,10 @@ impl Memoized {
         &self.cache
     }
 
-    /// The user key of the call with these key parts (`{prefix}:{hash}`).
-    pub fn key(&self, parts: &[KeyPart<'_>]) -> Result<String, CodecError> {
-        function_key(&self.prefix, parts)
+    /// The full key of the call with these key parts
+    /// (`{cache prefix}:{version}:{function prefix}:{hash}`).
+    pub fn key(&self, parts: &[KeyPart<'_>]) -> Result<FullKey, CodecError> {
+        self.cache.keys().function_key(&self.prefix, parts)
     }
 
     /// The exact Redis key of the call with these key parts (`foo_cache_key`).
@@ -158,7 +159,7 @@ impl Memoized {
     /// never cached, so it has no key.
     pub fn cache_key(&self, parts: &[KeyPart<'_>]) -> String {
         match self.key(parts) {
-            Ok(key) => self.cache.full_key(&key),
+            Ok(key) => key.into_string(),
             Err(e) => panic!(
                 "the arguments of `{}` do not serialize, so the call has no cache key: {e}",
                 self.prefix
@@ -171,7 +172,7 @@ impl Memoized {
     /// stored as `policy` says. Never fails: cache trouble means computing.
     pub async fn call<Args, R, S, Fut>(
         &self,
-        key: Result<String, CodecError>,
+        key: Result<FullKey, CodecError>,
         args: Args,
         body: impl FnOnce(Args) -> Fut,
         policy: Policy<R, S>,
@@ -202,7 +203,7 @@ impl Memoized {
     /// (see [`crate::blocking`]) and `body` runs on the calling thread.
     pub fn call_blocking<Args, R, S>(
         &self,
-        key: Result<String, CodecError>,
+        key: Result<FullKey, CodecError>,
         args: Args,
         body: impl FnOnce(Args) -> R,
         policy: Policy<R, S>,
@@ -265,7 +266,7 @@ impl Memoized {
 
     /// The key, or `None` (logged) when the arguments do not serialize: such
     /// a call runs uncached rather than failing.
-    fn usable(&self, key: Result<String, CodecError>) -> Option<String> {
+    fn usable(&self, key: Result<FullKey, CodecError>) -> Option<FullKey> {
         key.map_err(|e| {
             tracing::warn!(
                 function = %self.prefix,

@@ -8,24 +8,34 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
 
 use crate::cache::Cache;
 
 /// The alias of the default cache.
 pub const DEFAULT_ALIAS: &str = "default";
 
-fn caches() -> &'static RwLock<HashMap<String, Cache>> {
-    static CACHES: OnceLock<RwLock<HashMap<String, Cache>>> = OnceLock::new();
+/// Read on every memoized call, written at start-up: reads are lock-free
+/// (no cache line bouncing between cores), writes copy the map.
+fn caches() -> &'static ArcSwap<HashMap<String, Cache>> {
+    static CACHES: OnceLock<ArcSwap<HashMap<String, Cache>>> = OnceLock::new();
     CACHES.get_or_init(Default::default)
+}
+
+/// Serializes writers, so no registration is lost to a concurrent one.
+fn writer() -> std::sync::MutexGuard<'static, ()> {
+    static WRITER: Mutex<()> = Mutex::new(());
+    WRITER.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Registers `cache` under `alias`, replacing any cache registered there.
 pub fn register(alias: &str, cache: Cache) {
-    caches()
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(alias.to_owned(), cache);
+    let _writing = writer();
+    let mut map = HashMap::clone(&caches().load());
+    map.insert(alias.to_owned(), cache);
+    caches().store(map.into());
 }
 
 /// Makes `cache` the default cache (alias `"default"`).
@@ -35,11 +45,7 @@ pub fn set_default(cache: Cache) {
 
 /// The cache registered under `alias`.
 pub fn get(alias: &str) -> Option<Cache> {
-    caches()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(alias)
-        .cloned()
+    caches().load().get(alias).cloned()
 }
 
 /// The default cache. When none was registered, an in-memory cache is
@@ -48,17 +54,19 @@ pub fn default_cache() -> Cache {
     if let Some(cache) = get(DEFAULT_ALIAS) {
         return cache;
     }
-    let mut caches = caches().write().unwrap_or_else(|p| p.into_inner());
-    caches
-        .entry(DEFAULT_ALIAS.to_owned())
-        .or_insert_with(|| {
-            tracing::info!(
-                "no default cache registered; using an in-memory cache \
-                 (call cache_memoize::registry::set_default to use Redis)"
-            );
-            Cache::memory()
-        })
-        .clone()
+    let _writing = writer();
+    if let Some(cache) = get(DEFAULT_ALIAS) {
+        return cache;
+    }
+    tracing::info!(
+        "no default cache registered; using an in-memory cache \
+         (call cache_memoize::registry::set_default to use Redis)"
+    );
+    let cache = Cache::memory();
+    let mut map = HashMap::clone(&caches().load());
+    map.insert(DEFAULT_ALIAS.to_owned(), cache.clone());
+    caches().store(map.into());
+    cache
 }
 
 /// The cache for `alias`, or the default cache when `alias` is `None`. An

@@ -9,7 +9,7 @@ use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Pool, PoolError, Runtime};
 
-use super::shared_connection::SharedConnection;
+use super::shared_connection::{Leased, SharedConnection};
 use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, Permit};
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
@@ -100,8 +100,9 @@ impl RedisBackend {
         self.breaker.times_opened()
     }
 
-    /// Runs one command: through the circuit breaker, on a leased
-    /// connection, within connect + response timeout in total.
+    /// Runs one command through the circuit breaker on a leased connection:
+    /// at most `connect_timeout` waiting for a connection (only when one must
+    /// be made) plus `response_timeout` (redis-rs's, per request) for the reply.
     async fn run<T, F, Fut>(&self, command: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
@@ -113,14 +114,7 @@ impl RedisBackend {
                 url: self.url.clone(),
             });
         }
-        let budget = self.connect_timeout + self.response_timeout;
-        let outcome = match tokio::time::timeout(budget, self.run_unguarded(command)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::Timeout {
-                url: self.url.clone(),
-                timeout: budget,
-            }),
-        };
+        let outcome = self.run_unguarded(command).await;
         match &outcome {
             Ok(_) => self.breaker.success(permit),
             Err(_) => self.breaker.failure(permit),
@@ -128,12 +122,18 @@ impl RedisBackend {
         outcome
     }
 
-    async fn run_unguarded<T, F, Fut>(&self, command: F) -> Result<T>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = std::result::Result<T, RedisError>>,
-    {
-        let leased = self.connections.get().await.map_err(|e| match e {
+    async fn lease(&self) -> Result<Leased> {
+        let slot = self.connections.pick_slot();
+        if let Some(leased) = self.connections.current(slot) {
+            return Ok(leased);
+        }
+        let renewed = tokio::time::timeout(self.connect_timeout, self.connections.renew(slot))
+            .await
+            .map_err(|_| Error::Timeout {
+                url: self.url.clone(),
+                timeout: self.connect_timeout,
+            })?;
+        renewed.map_err(|e| match e {
             PoolError::Timeout(_) => Error::Timeout {
                 url: self.url.clone(),
                 timeout: self.connect_timeout,
@@ -146,7 +146,15 @@ impl RedisBackend {
                 url: self.url.clone(),
                 reason: other.to_string(),
             },
-        })?;
+        })
+    }
+
+    async fn run_unguarded<T, F, Fut>(&self, command: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, RedisError>>,
+    {
+        let leased = self.lease().await?;
         command(leased.conn.clone()).await.map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                 // It broke: detach it so the next request gets a new one.

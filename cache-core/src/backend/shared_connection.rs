@@ -12,8 +12,10 @@
 //! detached from the pool, and the next request checks out a fresh one.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::{Pool, PoolError};
@@ -24,13 +26,16 @@ const LEASE_RENEW_AFTER: Duration = Duration::from_secs(30);
 
 struct Lease {
     conn: MultiplexedConnection,
-    object: deadpool_redis::Connection,
+    /// Taken out when the lease is discarded (the connection broke).
+    object: std::sync::Mutex<Option<deadpool_redis::Connection>>,
     generation: u64,
     leased_at: Instant,
 }
 
 struct Slot {
-    lease: RwLock<Option<Lease>>,
+    /// Read on every request: lock-free, so concurrent requests on two cores
+    /// do not bounce a lock's cache line.
+    lease: ArcSwapOption<Lease>,
     renewing: tokio::sync::Mutex<()>,
 }
 
@@ -53,7 +58,7 @@ impl SharedConnection {
     pub(crate) fn new(pool: Pool, connections: usize) -> Self {
         let slots = (0..connections.max(1))
             .map(|_| Slot {
-                lease: RwLock::new(None),
+                lease: ArcSwapOption::empty(),
                 renewing: tokio::sync::Mutex::new(()),
             })
             .collect();
@@ -65,24 +70,18 @@ impl SharedConnection {
         }
     }
 
-    /// A connection to send one request on.
-    pub(crate) async fn get(&self) -> Result<Leased, PoolError> {
-        let slot_index = if self.slots.len() == 1 {
+    /// The slot the next request goes to (round robin).
+    pub(crate) fn pick_slot(&self) -> usize {
+        if self.slots.len() == 1 {
             0
         } else {
             self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len()
-        };
-        if let Some(leased) = self.current(slot_index) {
-            return Ok(leased);
         }
-        self.renew(slot_index).await
     }
 
-    fn current(&self, slot_index: usize) -> Option<Leased> {
-        let guard = self.slots[slot_index]
-            .lease
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// The slot's connection, if it has a fresh one (the fast path).
+    pub(crate) fn current(&self, slot_index: usize) -> Option<Leased> {
+        let guard = self.slots[slot_index].lease.load();
         guard
             .as_ref()
             .filter(|lease| lease.leased_at.elapsed() < LEASE_RENEW_AFTER)
@@ -93,7 +92,9 @@ impl SharedConnection {
             })
     }
 
-    async fn renew(&self, slot_index: usize) -> Result<Leased, PoolError> {
+    /// Leases a new connection for the slot (the slow path): waits for the
+    /// pool, which creates and health-checks connections.
+    pub(crate) async fn renew(&self, slot_index: usize) -> Result<Leased, PoolError> {
         let slot = &self.slots[slot_index];
         // One renewal per slot at a time; the others wait and take its result.
         let _renewing = slot.renewing.lock().await;
@@ -102,8 +103,7 @@ impl SharedConnection {
         }
         // Return the old object first, so the pool recycles (PINGs) it and
         // may hand it straight back.
-        let old = self.take_lease(slot_index);
-        drop(old);
+        drop(self.slots[slot_index].lease.swap(None));
         let object = self.pool.get().await?;
         let conn = (*object).clone();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
@@ -112,35 +112,35 @@ impl SharedConnection {
             slot: slot_index,
             generation,
         };
-        *slot.lease.write().unwrap_or_else(|p| p.into_inner()) = Some(Lease {
+        slot.lease.store(Some(Arc::new(Lease {
             conn,
-            object,
+            object: std::sync::Mutex::new(Some(object)),
             generation,
             leased_at: Instant::now(),
-        });
+        })));
         Ok(leased)
-    }
-
-    fn take_lease(&self, slot_index: usize) -> Option<Lease> {
-        self.slots[slot_index]
-            .lease
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
     }
 
     /// Drops the connection `leased` came from (if it is still the slot's),
     /// removing it from the pool: it broke, and the next request must not
     /// reuse it.
     pub(crate) fn discard(&self, leased: &Leased) {
-        let mut guard = self.slots[leased.slot]
-            .lease
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if guard.as_ref().map(|l| l.generation) == Some(leased.generation) {
-            if let Some(lease) = guard.take() {
+        let slot = &self.slots[leased.slot];
+        let current = slot.lease.load_full();
+        let Some(lease) = current.filter(|l| l.generation == leased.generation) else {
+            return;
+        };
+        // Only the caller whose swap removes this very lease detaches it.
+        let previous = slot.lease.compare_and_swap(&Some(lease.clone()), None);
+        if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &lease)) {
+            let object = lease
+                .object
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(object) = object {
                 // Detach from the pool so deadpool creates a new connection.
-                drop(deadpool_redis::Connection::take(lease.object));
+                drop(deadpool_redis::Connection::take(object));
             }
         }
     }

@@ -1,0 +1,331 @@
+//! The memoized hit, side by side with its baselines, in one run:
+//!
+//! * this crate's `#[cache_memoize]` hit, and miss + store;
+//! * raw redis-rs `MultiplexedConnection` GET + zlib + rmp-serde decode of
+//!   the very same bytes (the floor: no key building, no stats, no registry);
+//! * the `cached` crate's `#[concurrent_cached(redis = true)]` (msgpack, no
+//!   compression) as a peer;
+//!
+//! on SMALL and LARGE values, at 1, 16 and 64 concurrent tasks, against one
+//! redis-server this benchmark starts on a free loopback port. Every
+//! configuration runs a fixed number of calls per round; rounds interleave
+//! the configurations in rotating order; the table shows the median round.
+//!
+//! ```text
+//! cargo bench --bench hit_path
+//! ```
+//!
+//! Under `cargo test` it runs one tiny round as a smoke test.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cache_memoize::redis::{self, AsyncCommands};
+use cache_memoize::{cache_memoize, registry, Cache};
+use cached::macros::concurrent_cached;
+use fixtures::Quote;
+
+type Large = BTreeMap<String, Quote>;
+
+#[cache_memoize(ttl = 3600, prefix = "bench::small")]
+async fn ours_small(id: u64) -> Vec<String> {
+    let _ = id;
+    fixtures::small()
+}
+
+#[cache_memoize(ttl = 3600, prefix = "bench::large")]
+async fn ours_large(id: u64) -> Large {
+    let _ = id;
+    fixtures::large()
+}
+
+#[concurrent_cached(
+    redis = true,
+    ttl_secs = 3600,
+    cache_prefix_block = r##"{ "cached-small" }"##,
+    map_error = r##"|e| format!("{e:?}")"##
+)]
+async fn cached_small(id: u64) -> Result<Vec<String>, String> {
+    let _ = id;
+    Ok(fixtures::small())
+}
+
+#[concurrent_cached(
+    redis = true,
+    ttl_secs = 3600,
+    cache_prefix_block = r##"{ "cached-large" }"##,
+    map_error = r##"|e| format!("{e:?}")"##
+)]
+async fn cached_large(id: u64) -> Result<Large, String> {
+    let _ = id;
+    Ok(fixtures::large())
+}
+
+/// Raw baseline: GET + header + zlib + rmp-serde, nothing else.
+fn decode_raw<T: serde::de::DeserializeOwned>(entry: &[u8]) -> T {
+    let payload = &entry[4..];
+    if entry[3] == 1 {
+        let mut inflated = Vec::with_capacity(payload.len() * 4);
+        flate2::read::ZlibDecoder::new(payload)
+            .read_to_end(&mut inflated)
+            .unwrap();
+        rmp_serde::from_slice(&inflated).unwrap()
+    } else {
+        rmp_serde::from_slice(payload).unwrap()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Size {
+    Small,
+    Large,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subject {
+    OursHit,
+    RawGetDecode,
+    CachedHit,
+    OursMissStore,
+    CachedMissStore,
+}
+
+const SUBJECTS: [Subject; 5] = [
+    Subject::OursHit,
+    Subject::RawGetDecode,
+    Subject::CachedHit,
+    Subject::OursMissStore,
+    Subject::CachedMissStore,
+];
+
+impl Subject {
+    fn label(self) -> &'static str {
+        match self {
+            Subject::OursHit => "cache-memoize hit",
+            Subject::RawGetDecode => "raw GET + zlib + rmp decode",
+            Subject::CachedHit => "cached 4.1 hit (redis, no compression)",
+            Subject::OursMissStore => "cache-memoize miss + store",
+            Subject::CachedMissStore => "cached 4.1 miss + store",
+        }
+    }
+}
+
+struct Keys {
+    small: String,
+    large: String,
+}
+
+static NEXT_MISS_ID: AtomicU64 = AtomicU64::new(1_000_000);
+
+async fn one_call(
+    subject: Subject,
+    size: Size,
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+) {
+    match (subject, size) {
+        (Subject::OursHit, Size::Small) => assert_eq!(ours_small(1).await.len(), 30),
+        (Subject::OursHit, Size::Large) => assert_eq!(ours_large(1).await.len(), 1_000),
+        (Subject::RawGetDecode, Size::Small) => {
+            let entry: Vec<u8> = conn.get(&keys.small).await.unwrap();
+            assert_eq!(decode_raw::<Vec<String>>(&entry).len(), 30);
+        }
+        (Subject::RawGetDecode, Size::Large) => {
+            let entry: Vec<u8> = conn.get(&keys.large).await.unwrap();
+            assert_eq!(decode_raw::<Large>(&entry).len(), 1_000);
+        }
+        (Subject::CachedHit, Size::Small) => assert_eq!(cached_small(1).await.unwrap().len(), 30),
+        (Subject::CachedHit, Size::Large) => {
+            assert_eq!(cached_large(1).await.unwrap().len(), 1_000)
+        }
+        (Subject::OursMissStore, Size::Small) => {
+            let id = NEXT_MISS_ID.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(ours_small(id).await.len(), 30);
+        }
+        (Subject::OursMissStore, Size::Large) => {
+            let id = NEXT_MISS_ID.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(ours_large(id).await.len(), 1_000);
+        }
+        (Subject::CachedMissStore, Size::Small) => {
+            let id = NEXT_MISS_ID.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(cached_small(id).await.unwrap().len(), 30);
+        }
+        (Subject::CachedMissStore, Size::Large) => {
+            let id = NEXT_MISS_ID.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(cached_large(id).await.unwrap().len(), 1_000);
+        }
+    }
+}
+
+struct Sample {
+    per_second: f64,
+    latencies: Vec<Duration>,
+}
+
+async fn measure(
+    subject: Subject,
+    size: Size,
+    tasks: usize,
+    calls: usize,
+    conn: &redis::aio::MultiplexedConnection,
+) -> Sample {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| Keys {
+        small: ours_small_cache_key(1),
+        large: ours_large_cache_key(1),
+    });
+    let per_task = (calls / tasks).max(1);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let mut conn = conn.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_task);
+                for _ in 0..per_task {
+                    let t0 = Instant::now();
+                    one_call(subject, size, &mut conn, keys).await;
+                    latencies.push(t0.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(per_task * tasks);
+    for handle in handles {
+        latencies.extend(handle.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    Sample {
+        per_second: (per_task * tasks) as f64 / elapsed.as_secs_f64(),
+        latencies,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let server = support::RedisServer::start();
+    let url = server.url();
+    // `cached` reads its connection string from this variable.
+    std::env::set_var("CACHED_REDIS_CONNECTION_STRING", &url);
+    registry::set_default(
+        Cache::builder()
+            .url(&url)
+            .prefix("bench")
+            .connect()
+            .await
+            .expect("the benchmark's redis-server answers"),
+    );
+    let conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Warm every hit path (and create `cached`'s connections).
+    ours_small(1).await;
+    ours_large(1).await;
+    cached_small(1).await.unwrap();
+    cached_large(1).await.unwrap();
+    let mut probe = conn.clone();
+    let large_entry: Vec<u8> = probe.get(ours_large_cache_key(1)).await.unwrap();
+    let small_entry: Vec<u8> = probe.get(ours_small_cache_key(1)).await.unwrap();
+    println!(
+        "stored entry sizes: SMALL {} B (compressor id {}), LARGE {} B (compressor id {}, {} B msgpack)",
+        small_entry.len(),
+        small_entry[3],
+        large_entry.len(),
+        large_entry[3],
+        rmp_serde::to_vec_named(&fixtures::large()).unwrap().len()
+    );
+
+    let rounds = if benching { 5 } else { 1 };
+    println!("{rounds} rounds, configurations interleaved, median round shown\n");
+    println!(
+        "{:<40} {:>5} {:>5} {:>11} {:>10} {:>10} {:>9} {:>9}",
+        "subject", "size", "tasks", "calls/s", "p50", "p99", "vs raw", "vs cached"
+    );
+    // HIT_PATH_ONLY="small 64" narrows the run (for profiling).
+    let only = std::env::var("HIT_PATH_ONLY").unwrap_or_default();
+    for size in [Size::Small, Size::Large] {
+        for tasks in [1usize, 16, 64] {
+            let name = format!("{} {tasks}", format!("{size:?}").to_lowercase());
+            if !only.is_empty() && only != name {
+                continue;
+            }
+            let calls = match (benching, size) {
+                (false, _) => 64,
+                (true, Size::Small) => 20_000,
+                (true, Size::Large) => 2_000,
+            };
+            let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
+            for round in 0..rounds {
+                for i in 0..SUBJECTS.len() {
+                    let s = (i + round) % SUBJECTS.len();
+                    let calls = if matches!(
+                        SUBJECTS[s],
+                        Subject::OursMissStore | Subject::CachedMissStore
+                    ) {
+                        calls / 4
+                    } else {
+                        calls
+                    };
+                    samples[s].push(measure(SUBJECTS[s], size, tasks, calls, &conn).await);
+                }
+            }
+            let medians: Vec<Sample> = samples
+                .into_iter()
+                .map(|mut v| {
+                    v.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+                    let mut m = v.swap_remove(v.len() / 2);
+                    m.latencies.sort();
+                    m
+                })
+                .collect();
+            let rate =
+                |s: Subject| medians[SUBJECTS.iter().position(|x| *x == s).unwrap()].per_second;
+            for (subject, m) in SUBJECTS.iter().zip(&medians) {
+                let (vs_raw, vs_cached) = match subject {
+                    Subject::OursHit => (
+                        format!("{:.2}x", m.per_second / rate(Subject::RawGetDecode)),
+                        format!("{:.2}x", m.per_second / rate(Subject::CachedHit)),
+                    ),
+                    Subject::OursMissStore => (
+                        String::new(),
+                        format!("{:.2}x", m.per_second / rate(Subject::CachedMissStore)),
+                    ),
+                    _ => (String::new(), String::new()),
+                };
+                println!(
+                    "{:<40} {:>5} {:>5} {:>11.0} {:>10.1?} {:>10.1?} {:>9} {:>9}",
+                    subject.label(),
+                    format!("{size:?}").to_uppercase(),
+                    tasks,
+                    m.per_second,
+                    percentile(&m.latencies, 50),
+                    percentile(&m.latencies, 99),
+                    vs_raw,
+                    vs_cached
+                );
+            }
+            println!();
+        }
+    }
+    let stats = registry::default_cache().stats();
+    assert_eq!(
+        stats.errors, 0,
+        "the benchmark ran without cache errors: {stats:?}"
+    );
+}
