@@ -225,6 +225,8 @@ async fn main() {
         Cache::builder()
             .url(&url)
             .prefix("bench")
+            // HIT_PATH_COALESCE=0 measures without read coalescing.
+            .coalesce_reads(std::env::var("HIT_PATH_COALESCE").as_deref() != Ok("0"))
             .connect()
             .await
             .expect("the benchmark's redis-server answers"),

@@ -44,6 +44,7 @@ pub struct CacheBuilder {
     memory_capacity: u64,
     breaker: BreakerSettings,
     lock: LockSettings,
+    coalesce_reads: bool,
 }
 
 impl Default for CacheBuilder {
@@ -61,6 +62,7 @@ impl Default for CacheBuilder {
             memory_capacity: 256 * 1024 * 1024,
             breaker: BreakerSettings::default(),
             lock: LockSettings::default(),
+            coalesce_reads: true,
         }
     }
 }
@@ -153,6 +155,13 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether overlapping lookups of one key share one GET (default `true`;
+    /// the shared value is never older than one round trip).
+    pub fn coalesce_reads(mut self, coalesce: bool) -> Self {
+        self.coalesce_reads = coalesce;
+        self
+    }
+
     /// The cache. Validates the settings and the URL but does not connect:
     /// the first call does, and a memoized call computes while Redis is away.
     pub fn build(self) -> Result<Cache> {
@@ -188,6 +197,8 @@ impl CacheBuilder {
             landings: Default::default(),
             log: Default::default(),
             lock: self.lock,
+            reads: Default::default(),
+            coalesce_reads: self.coalesce_reads,
         }))
     }
 

@@ -2,9 +2,9 @@
 //! fail-open memoizing path the `#[cache_memoize]` attribute calls.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,8 +15,9 @@ use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::key::{CacheKey, KeyBuilder};
-use crate::single_flight::{self, Landing, LeaderGuard, Role, SingleFlight};
-use crate::stampede_lock::{lock_key, new_token, LockSettings};
+use crate::read_coalescing::ReadCoalescer;
+use crate::single_flight::{Landing, SingleFlight};
+use crate::stampede_lock::LockSettings;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{self, StorePolicy};
 use crate::throttled_log::ThrottledLog;
@@ -29,7 +30,7 @@ use crate::throttled_log::ThrottledLog;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use cache_core::Cache;
-/// use std::time::{Duration, Instant};
+/// use std::time::Duration;
 ///
 /// let cache = Cache::memory(); // or Cache::builder().url("redis://127.0.0.1/").build()?
 /// let price = cache
@@ -41,7 +42,7 @@ use crate::throttled_log::ThrottledLog;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -51,10 +52,12 @@ pub(crate) struct Inner {
     pub(crate) keys: KeyBuilder,
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) stats: Stats,
-    pub(crate) flights: SingleFlight,
+    pub(crate) flights: SingleFlight<Landing>,
     pub(crate) landings: AtomicU64,
     pub(crate) log: ThrottledLog,
     pub(crate) lock: LockSettings,
+    pub(crate) reads: ReadCoalescer,
+    pub(crate) coalesce_reads: bool,
 }
 
 impl std::fmt::Debug for Cache {
@@ -71,7 +74,7 @@ impl std::fmt::Debug for Cache {
 /// Where backend calls run: on the caller's runtime, or (for plain `fn`s) on
 /// the crate's own I/O runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum IoMode {
+pub(crate) enum IoMode {
     Inline,
     IoRuntime,
 }
@@ -181,7 +184,16 @@ impl Cache {
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full = self.full_key(key);
         let entry = self.inner.backend.get(&full).await?;
-        Ok(entry.and_then(|bytes| self.decode_entry(&full, &bytes)))
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        match crate::memoizing::open(&self.inner.codec, entry).await {
+            Ok(payload) => Ok(self.deserialize(&full, &payload)),
+            Err(e) => {
+                self.decode_failure(&full, &e);
+                Ok(None)
+            }
+        }
     }
 
     /// The raw stored entry (header and payload) under `key`.
@@ -333,278 +345,12 @@ impl Cache {
         block_on_io(op(self.clone()))
     }
 
-    async fn memoize_in<R, S, F, Fut>(
-        &self,
-        mode: IoMode,
-        full: &str,
-        options: CallOptions,
-        compute: F,
-        stored: StorePolicy<R, S>,
-        wrap: impl FnOnce(S) -> R,
-    ) -> R
-    where
-        S: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        let landings_before = self.inner.landings.load(Ordering::Acquire);
-        let mut backend_ok = true;
-        if !options.refresh {
-            match self.lookup::<S>(mode, &full).await {
-                Lookup::Hit(value, _) => return wrap(value),
-                Lookup::Miss => {}
-                Lookup::Unavailable => backend_ok = false,
-            }
-        }
-        let leader = if options.refresh {
-            None
-        } else {
-            match self.inner.flights.join(&full) {
-                Role::Leader(guard) => Some(guard),
-                Role::Follower(flight) => {
-                    Stats::bump(&self.inner.stats.shared_computations);
-                    if let Landing::Entry(entry) = single_flight::wait(flight).await {
-                        if let Some(value) = self.decode_entry::<S>(&full, &entry) {
-                            return wrap(value);
-                        }
-                    }
-                    None
-                }
-            }
-        };
-        // A flight for this key may have landed between our lookup and our
-        // join; then its value is in the store and computing again is waste.
-        if leader.is_some()
-            && backend_ok
-            && self.inner.landings.load(Ordering::Acquire) != landings_before
-        {
-            if let Lookup::Hit(value, entry) = self.lookup::<S>(mode, &full).await {
-                self.land(leader, Landing::Entry(entry.into()));
-                return wrap(value);
-            }
-        }
-        let mut lock_token = None;
-        let use_lock = options.lock.unwrap_or(self.inner.lock.enabled);
-        if use_lock && backend_ok && !options.refresh && !self.inner.backend.is_memory() {
-            match self.acquire_lock::<S>(mode, &full).await {
-                LockOutcome::Acquired(token) => lock_token = Some(token),
-                LockOutcome::Hit(value, entry) => {
-                    self.land(leader, Landing::Entry(entry.into()));
-                    return wrap(value);
-                }
-                LockOutcome::GaveUp => {}
-            }
-        }
-        let result = compute().await;
-        // Even when the backend is unavailable, waiting callers get the value.
-        let landing = match stored(&result) {
-            Some(value) => {
-                self.store(mode, &full, value, options.ttl, backend_ok)
-                    .await
-            }
-            None => Landing::Nothing,
-        };
-        self.land(leader, landing);
-        if let Some(token) = lock_token {
-            let lock = lock_key(&full);
-            let released = self
-                .io(mode, move |cache| async move {
-                    cache.inner.backend.unlock(&lock, &token).await
-                })
-                .await;
-            if let Err(e) = released {
-                self.backend_error("unlock", &e);
-            }
-        }
-        result
-    }
-
-    fn land(&self, leader: Option<LeaderGuard<'_>>, landing: Landing) {
-        if let Some(leader) = leader {
-            self.inner.landings.fetch_add(1, Ordering::AcqRel);
-            leader.land(landing);
-        }
-    }
-
-    /// Takes the stampede lock, or waits for the holder's value.
-    async fn acquire_lock<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> LockOutcome<S> {
-        let settings = self.inner.lock;
-        let lock = lock_key(full);
-        let token = new_token();
-        let started = Instant::now();
-        let mut waiting = false;
-        loop {
-            let (l, t) = (lock.clone(), token.clone());
-            let taken = self
-                .io(mode, move |cache| async move {
-                    cache.inner.backend.try_lock(&l, &t, settings.ttl).await
-                })
-                .await;
-            match taken {
-                Ok(true) => return LockOutcome::Acquired(token),
-                Ok(false) => {}
-                Err(e) => {
-                    self.backend_error("lock", &e);
-                    return LockOutcome::GaveUp;
-                }
-            }
-            if !waiting {
-                waiting = true;
-                Stats::bump(&self.inner.stats.lock_waits);
-            }
-            if started.elapsed() >= settings.max_wait {
-                tracing::debug!(cache = %self.inner.name, key = full, "gave up waiting for the stampede lock");
-                return LockOutcome::GaveUp;
-            }
-            self.sleep(mode, settings.poll_interval).await;
-            match self.fetch(mode, full).await {
-                Ok(Some(entry)) => {
-                    if let Some(value) = self.decode_entry::<S>(full, &entry) {
-                        Stats::bump(&self.inner.stats.hits);
-                        return LockOutcome::Hit(value, entry);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.backend_error("get", &e);
-                    return LockOutcome::GaveUp;
-                }
-            }
-        }
-    }
-
-    /// Runs a rare backend operation that owns its data, in `mode`.
-    async fn io<T, F, Fut>(&self, mode: IoMode, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(Cache) -> Fut,
-        Fut: Future<Output = Result<T>> + Send + 'static,
-    {
-        match mode {
-            IoMode::Inline => op(self.clone()).await,
-            IoMode::IoRuntime => crate::blocking::spawn_io(op(self.clone())).await,
-        }
-    }
-
-    async fn sleep(&self, mode: IoMode, duration: Duration) {
-        match mode {
-            IoMode::Inline => tokio::time::sleep(duration).await,
-            IoMode::IoRuntime => crate::blocking::spawn_io(tokio::time::sleep(duration)).await,
-        }
-    }
-
-    /// The raw entry under `full`.
-    async fn fetch(&self, mode: IoMode, full: &str) -> Result<Option<Vec<u8>>> {
-        match mode {
-            IoMode::Inline => self.inner.backend.get(full).await,
-            IoMode::IoRuntime => {
-                let cache = self.clone();
-                let key = full.to_owned();
-                crate::blocking::spawn_io(async move { cache.inner.backend.get(&key).await }).await
-            }
-        }
-    }
-
-    async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
-        match self.fetch(mode, full).await {
-            Ok(Some(entry)) => match self.decode_entry::<S>(full, &entry) {
-                Some(value) => {
-                    Stats::bump(&self.inner.stats.hits);
-                    tracing::trace!(cache = %self.inner.name, key = full, "hit");
-                    Lookup::Hit(value, entry)
-                }
-                None => {
-                    Stats::bump(&self.inner.stats.misses);
-                    Lookup::Miss
-                }
-            },
-            Ok(None) => {
-                Stats::bump(&self.inner.stats.misses);
-                tracing::trace!(cache = %self.inner.name, key = full, "miss");
-                Lookup::Miss
-            }
-            Err(e) => {
-                Stats::bump(&self.inner.stats.misses);
-                self.backend_error("get", &e);
-                Lookup::Unavailable
-            }
-        }
-    }
-
-    async fn store<S: Serialize>(
-        &self,
-        mode: IoMode,
-        full: &str,
-        value: &S,
-        ttl: Option<Duration>,
-        write: bool,
-    ) -> Landing {
-        let entry: Arc<[u8]> = match self.inner.codec.encode(value) {
-            Ok(entry) => entry.into(),
-            Err(e) => {
-                Stats::bump(&self.inner.stats.store_skipped);
-                tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
-                return Landing::Nothing;
-            }
-        };
-        if !write {
-            return Landing::Entry(entry);
-        }
-        let ttl = self.ttl_or_default(ttl);
-        let written = match mode {
-            IoMode::Inline => self.inner.backend.set(full, &entry, ttl).await,
-            IoMode::IoRuntime => {
-                let cache = self.clone();
-                let key = full.to_owned();
-                let bytes = entry.clone();
-                crate::blocking::spawn_io(async move {
-                    cache.inner.backend.set(&key, &bytes, ttl).await
-                })
-                .await
-            }
-        };
-        match written {
-            Ok(()) => Stats::bump(&self.inner.stats.stores),
-            Err(e) => self.backend_error("set", &e),
-        }
-        // The value is good for the callers waiting on it either way.
-        Landing::Entry(entry)
-    }
-
-    fn decode_entry<S: DeserializeOwned>(&self, full: &str, entry: &[u8]) -> Option<S> {
-        match self.inner.codec.decode(entry) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                Stats::bump(&self.inner.stats.decode_failures);
-                tracing::debug!(
-                    cache = %self.inner.name,
-                    key = full,
-                    "entry does not decode, treating it as a miss: {e}"
-                );
-                None
-            }
-        }
-    }
-
-    fn backend_error(&self, operation: &str, error: &Error) {
+    pub(crate) fn backend_error(&self, operation: &str, error: &Error) {
         Stats::bump(&self.inner.stats.errors);
         self.inner.log.warn(&self.inner.name, operation, error);
     }
 
-    fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
+    pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
         ttl.or(self.inner.default_ttl)
     }
-}
-
-enum Lookup<S> {
-    /// The decoded value, and the entry it came from.
-    Hit(S, Vec<u8>),
-    Miss,
-    Unavailable,
-}
-
-enum LockOutcome<S> {
-    Acquired(String),
-    Hit(S, Vec<u8>),
-    GaveUp,
 }

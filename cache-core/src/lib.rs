@@ -28,6 +28,8 @@ pub mod codec;
 mod error;
 pub mod key;
 pub mod memoized;
+mod memoizing;
+mod read_coalescing;
 mod redacted_url;
 pub mod registry;
 mod single_flight;

@@ -1,41 +1,64 @@
-//! One computation per key per process: the first caller of a missing key
-//! computes, later callers of the same key wait for its encoded result.
+//! One leader per key per process; the others wait for its result.
 //!
-//! The result travels as the encoded entry, so values need no `Clone` bound
-//! and every caller gets its own decoded copy. When the leader has nothing to
-//! share (it was cancelled, or its value is not to be cached, such as an
-//! `Err`), the waiters compute for themselves.
+//! Used twice: for computations (the first caller of a missing key
+//! computes, the others get its value) and for reads (overlapping lookups
+//! of one key share one GET, see [`crate::read_coalescing`]).
+//!
+//! Results travel as serialized payloads, so values need no `Clone` bound
+//! and every caller gets its own decoded copy. When the leader has nothing
+//! to share (it was cancelled, or its value is not to be cached, such as an
+//! `Err`), the waiters are told so and do the work themselves.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-/// What a leader hands its followers.
+use crate::codec::Payload;
+
+/// What a computing leader hands its followers.
 #[derive(Clone, Debug)]
 pub(crate) enum Landing {
-    /// The encoded entry, as stored.
-    Entry(Arc<[u8]>),
+    /// The value's payload, as stored (uncompressed).
+    Value(Payload),
     /// Nothing to share; compute yourself.
     Nothing,
 }
 
-type Flight = watch::Receiver<Option<Landing>>;
+type Flight<V> = watch::Receiver<Option<V>>;
 
-#[derive(Debug, Default)]
-pub(crate) struct SingleFlight {
-    flights: Mutex<HashMap<String, Flight>>,
+/// Lock shards, so that flights of different keys rarely contend.
+const SHARDS: usize = 16;
+
+#[derive(Debug)]
+pub(crate) struct SingleFlight<V> {
+    shards: [Mutex<HashMap<String, Flight<V>>>; SHARDS],
+    hasher: RandomState,
 }
 
-pub(crate) enum Role<'a> {
-    Leader(LeaderGuard<'a>),
-    Follower(Flight),
+impl<V> Default for SingleFlight<V> {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::default()),
+            hasher: RandomState::new(),
+        }
+    }
 }
 
-impl SingleFlight {
+pub(crate) enum Role<'a, V: Clone> {
+    Leader(LeaderGuard<'a, V>),
+    Follower(Flight<V>),
+}
+
+impl<V: Clone> SingleFlight<V> {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Flight<V>>> {
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
     /// Joins the flight for `key`, starting it if there is none.
-    pub(crate) fn join(&self, key: &str) -> Role<'_> {
-        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+    pub(crate) fn join(&self, key: &str) -> Role<'_, V> {
+        let mut flights = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         if let Some(flight) = flights.get(key) {
             return Role::Follower(flight.clone());
         }
@@ -50,29 +73,30 @@ impl SingleFlight {
 
     #[cfg(test)]
     fn in_flight(&self) -> usize {
-        self.flights.lock().unwrap().len()
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
     }
 }
 
-/// Held by the caller that computes. Dropping it without [`land`](Self::land)
-/// (cancellation, panic) releases the followers to compute themselves.
-pub(crate) struct LeaderGuard<'a> {
-    flights: &'a SingleFlight,
+/// Held by the caller that does the work. Dropping it without
+/// [`land`](Self::land) (cancellation, panic) releases the followers.
+pub(crate) struct LeaderGuard<'a, V: Clone> {
+    flights: &'a SingleFlight<V>,
     key: String,
-    tx: watch::Sender<Option<Landing>>,
+    tx: watch::Sender<Option<V>>,
 }
 
-impl LeaderGuard<'_> {
-    pub(crate) fn land(self, landing: Landing) {
-        // Remove first: a caller arriving after this point reads the store.
+impl<V: Clone> LeaderGuard<'_, V> {
+    /// Hands `result` to every follower.
+    pub(crate) fn land(self, result: V) {
+        // Remove first: a caller arriving after this point starts afresh.
         self.remove();
-        self.tx.send_replace(Some(landing));
+        self.tx.send_replace(Some(result));
     }
 
     fn remove(&self) {
         let mut flights = self
             .flights
-            .flights
+            .shard(&self.key)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         // Only remove our own flight (same channel), never a newer one.
@@ -85,18 +109,18 @@ impl LeaderGuard<'_> {
     }
 }
 
-impl Drop for LeaderGuard<'_> {
+impl<V: Clone> Drop for LeaderGuard<'_, V> {
     fn drop(&mut self) {
         self.remove();
         // Dropping `tx` wakes the followers with "closed" if nothing landed.
     }
 }
 
-/// Waits for the leader; `Landing::Nothing` if it went away without a result.
-pub(crate) async fn wait(mut flight: Flight) -> Landing {
+/// Waits for the leader; `None` if it went away without a result.
+pub(crate) async fn wait<V: Clone>(mut flight: Flight<V>) -> Option<V> {
     match flight.wait_for(Option::is_some).await {
-        Ok(landing) => landing.clone().unwrap_or(Landing::Nothing),
-        Err(_) => Landing::Nothing,
+        Ok(result) => result.clone(),
+        Err(_) => None,
     }
 }
 
@@ -105,8 +129,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn followers_get_the_leaders_entry() {
-        let sf = SingleFlight::default();
+    async fn followers_get_the_leaders_result() {
+        let sf = SingleFlight::<String>::default();
         let Role::Leader(leader) = sf.join("k") else {
             panic!("first caller must lead")
         };
@@ -114,24 +138,39 @@ mod tests {
             panic!("second caller must follow")
         };
         let waiter = tokio::spawn(wait(f1));
-        leader.land(Landing::Entry(Arc::from(&b"v"[..])));
-        match waiter.await.unwrap() {
-            Landing::Entry(e) => assert_eq!(&*e, b"v"),
-            Landing::Nothing => panic!("expected the entry"),
-        }
+        leader.land("v".to_string());
+        assert_eq!(waiter.await.unwrap().as_deref(), Some("v"));
         assert_eq!(sf.in_flight(), 0);
         assert!(matches!(sf.join("k"), Role::Leader(_)));
     }
 
     #[tokio::test]
     async fn a_dropped_leader_releases_followers() {
-        let sf = SingleFlight::default();
+        let sf = SingleFlight::<String>::default();
         let leader = sf.join("k");
         let Role::Follower(f) = sf.join("k") else {
             panic!()
         };
         drop(leader);
-        assert!(matches!(wait(f).await, Landing::Nothing));
+        assert_eq!(wait(f).await, None);
         assert_eq!(sf.in_flight(), 0);
+    }
+
+    #[test]
+    fn landings_carry_payloads() {
+        let codec = crate::Codec::default();
+        let payload = codec.open(codec.encode("v").unwrap()).unwrap();
+        let sf = SingleFlight::<Landing>::default();
+        let Role::Leader(leader) = sf.join("k") else {
+            panic!()
+        };
+        let Role::Follower(f) = sf.join("k") else {
+            panic!()
+        };
+        leader.land(Landing::Value(payload));
+        match futures::executor::block_on(wait(f)) {
+            Some(Landing::Value(p)) => assert_eq!(codec.deserialize::<String>(&p).unwrap(), "v"),
+            other => panic!("expected the value, got {other:?}"),
+        }
     }
 }

@@ -26,7 +26,7 @@ mod zstd;
 
 pub use compressor::{Compressor, NoCompression, ZlibCompressor};
 pub use serializer::{JsonSerializer, MsgpackSerializer, Serializer};
-pub use value_codec::{Codec, CodecBuilder};
+pub use value_codec::{Codec, CodecBuilder, Payload, Serialized};
 
 #[cfg(feature = "brotli")]
 pub use brotli::BrotliCompressor;

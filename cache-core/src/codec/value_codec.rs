@@ -71,65 +71,123 @@ impl Codec {
 
     /// Serializes, compresses when it pays, and prefixes the header.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut entry = Vec::with_capacity(64);
-        entry.extend_from_slice(&[0; HEADER_LEN]);
-        match self.serializer.builtin_format() {
-            Some(BuiltinFormat::Msgpack) => MsgpackSerializer::serialize_direct(value, &mut entry)?,
-            None => self.serializer.serialize(&value, &mut entry)?,
-        }
-        let payload_len = entry.len() - HEADER_LEN;
-        if payload_len > self.max_value_size {
-            return Err(CodecError::TooLarge {
-                limit: self.max_value_size,
-            });
-        }
-        let mut compressor_id = 0;
-        if self.compressor.id() != 0 && payload_len >= self.compress_threshold {
-            let mut packed = Vec::with_capacity(HEADER_LEN + payload_len / 2);
-            packed.extend_from_slice(&[0; HEADER_LEN]);
-            self.compressor
-                .compress(&entry[HEADER_LEN..], &mut packed)
-                .map_err(|source| CodecError::Compression {
-                    compressor: self.compressor.name(),
-                    source,
-                })?;
-            // Store uncompressed when compression does not pay.
-            if packed.len() < entry.len() {
-                entry = packed;
-                compressor_id = self.compressor.id();
-            }
-        }
-        entry[..HEADER_LEN].copy_from_slice(
-            &Header {
-                serializer: self.serializer.id(),
-                compressor: compressor_id,
-            }
-            .to_bytes(),
-        );
-        Ok(entry)
+        let (entry, _) = self.seal(self.serialize(value)?)?;
+        Ok(Arc::try_unwrap(entry).unwrap_or_else(|shared| shared.to_vec()))
     }
 
     /// Checks the header, inflates (bounded by the max value size) and
     /// deserializes.
     pub fn decode<T: DeserializeOwned>(&self, entry: &[u8]) -> Result<T, CodecError> {
         let (header, payload) = Header::split(entry)?;
-        let serializer = self.find_serializer(header.serializer)?;
-        let inflated;
-        let payload = if header.compressor == 0 {
-            if payload.len() > self.max_value_size {
-                return Err(CodecError::TooLarge {
-                    limit: self.max_value_size,
-                });
+        if header.compressor == 0 {
+            self.check_size(payload.len())?;
+            return self.deserialize_bytes(header.serializer, payload);
+        }
+        let inflated = self.inflate(header.compressor, payload)?;
+        self.deserialize_bytes(header.serializer, &inflated)
+    }
+
+    /// First half of [`encode`](Self::encode): the serialized value, with
+    /// room for the header in front. Cheap next to [`seal`](Self::seal) for
+    /// large values, so callers may run `seal` on another thread.
+    pub fn serialize<T: Serialize + ?Sized>(&self, value: &T) -> Result<Serialized, CodecError> {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(&[0; HEADER_LEN]);
+        match self.serializer.builtin_format() {
+            Some(BuiltinFormat::Msgpack) => MsgpackSerializer::serialize_direct(value, &mut bytes)?,
+            None => self.serializer.serialize(&value, &mut bytes)?,
+        }
+        self.check_size(bytes.len() - HEADER_LEN)?;
+        Ok(Serialized { bytes })
+    }
+
+    /// Second half of [`encode`](Self::encode): compresses when the payload
+    /// reaches the threshold and compression pays, and writes the header.
+    /// Returns the entry to store and the uncompressed payload (which callers
+    /// waiting for this value can deserialize without inflating).
+    pub fn seal(&self, serialized: Serialized) -> Result<(Arc<Vec<u8>>, Payload), CodecError> {
+        let mut bytes = serialized.bytes;
+        let payload_len = bytes.len() - HEADER_LEN;
+        let serializer = self.serializer.id();
+        if self.compressor.id() != 0 && payload_len >= self.compress_threshold {
+            let mut packed = Vec::with_capacity(HEADER_LEN + payload_len / 2);
+            packed.extend_from_slice(
+                &Header {
+                    serializer,
+                    compressor: self.compressor.id(),
+                }
+                .to_bytes(),
+            );
+            self.compressor
+                .compress(&bytes[HEADER_LEN..], &mut packed)
+                .map_err(|source| CodecError::Compression {
+                    compressor: self.compressor.name(),
+                    source,
+                })?;
+            // Store uncompressed when compression does not pay.
+            if packed.len() < bytes.len() {
+                let payload = Payload {
+                    serializer,
+                    bytes: Arc::new(bytes),
+                    start: HEADER_LEN,
+                };
+                return Ok((Arc::new(packed), payload));
             }
-            payload
-        } else {
-            let compressor = self.find_compressor(header.compressor)?;
-            let mut out =
-                Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_size));
-            compressor.decompress(payload, self.max_value_size, &mut out)?;
-            inflated = out;
-            &inflated[..]
+        }
+        bytes[..HEADER_LEN].copy_from_slice(
+            &Header {
+                serializer,
+                compressor: 0,
+            }
+            .to_bytes(),
+        );
+        let entry = Arc::new(bytes);
+        let payload = Payload {
+            serializer,
+            bytes: entry.clone(),
+            start: HEADER_LEN,
         };
+        Ok((entry, payload))
+    }
+
+    /// Checks an entry's header and inflates it (bounded by the max value
+    /// size): the payload, ready to deserialize. An uncompressed entry is
+    /// not copied.
+    pub fn open(&self, entry: Vec<u8>) -> Result<Payload, CodecError> {
+        let (header, payload) = Header::split(&entry)?;
+        self.find_serializer(header.serializer)?;
+        if header.compressor == 0 {
+            self.check_size(payload.len())?;
+            return Ok(Payload {
+                serializer: header.serializer,
+                bytes: Arc::new(entry),
+                start: HEADER_LEN,
+            });
+        }
+        let inflated = self.inflate(header.compressor, payload)?;
+        Ok(Payload {
+            serializer: header.serializer,
+            bytes: Arc::new(inflated),
+            start: 0,
+        })
+    }
+
+    /// Whether opening `entry` means inflating it.
+    pub fn is_compressed(entry: &[u8]) -> bool {
+        entry.len() >= HEADER_LEN && entry[3] != 0
+    }
+
+    /// Deserializes an opened payload.
+    pub fn deserialize<T: DeserializeOwned>(&self, payload: &Payload) -> Result<T, CodecError> {
+        self.deserialize_bytes(payload.serializer, payload.as_bytes())
+    }
+
+    fn deserialize_bytes<T: DeserializeOwned>(
+        &self,
+        serializer_id: u8,
+        payload: &[u8],
+    ) -> Result<T, CodecError> {
+        let serializer = self.find_serializer(serializer_id)?;
         match serializer.builtin_format() {
             Some(BuiltinFormat::Msgpack) => MsgpackSerializer::deserialize_direct(payload),
             None => {
@@ -144,6 +202,22 @@ impl Codec {
                 })
             }
         }
+    }
+
+    fn inflate(&self, compressor_id: u8, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let compressor = self.find_compressor(compressor_id)?;
+        let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(self.max_value_size));
+        compressor.decompress(payload, self.max_value_size, &mut out)?;
+        Ok(out)
+    }
+
+    fn check_size(&self, len: usize) -> Result<(), CodecError> {
+        if len > self.max_value_size {
+            return Err(CodecError::TooLarge {
+                limit: self.max_value_size,
+            });
+        }
+        Ok(())
     }
 
     fn find_serializer(&self, id: u8) -> Result<&dyn Serializer, CodecError> {
@@ -166,6 +240,46 @@ impl Codec {
             .find(|c| c.id() == id)
             .map(|c| &**c)
             .ok_or(CodecError::UnknownCompressor(id))
+    }
+}
+
+/// A serialized value before compression, with room for the header.
+#[derive(Debug)]
+pub struct Serialized {
+    bytes: Vec<u8>,
+}
+
+impl Serialized {
+    /// Length of the serialized value.
+    pub fn len(&self) -> usize {
+        self.bytes.len() - HEADER_LEN
+    }
+
+    /// Whether the serialized value is empty (never for the built-ins).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A stored value's serialized bytes, uncompressed, and the serializer that
+/// wrote them. Cheap to clone: callers that share one lookup or one
+/// computation deserialize the same bytes, each into its own value.
+#[derive(Clone, Debug)]
+pub struct Payload {
+    serializer: u8,
+    bytes: Arc<Vec<u8>>,
+    start: usize,
+}
+
+impl Payload {
+    /// The serialized value.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    /// Id of the serializer that wrote it.
+    pub fn serializer_id(&self) -> u8 {
+        self.serializer
     }
 }
 

@@ -1,0 +1,351 @@
+//! The fail-open memoizing path: look up, else compute once (single-flight,
+//! optionally under the cross-process lock), store, and share the value
+//! with the callers that waited for it.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::blocking::spawn_io;
+use crate::cache::{Cache, CallOptions, IoMode};
+use crate::codec::{Codec, Payload};
+use crate::error::{CodecError, Result};
+use crate::read_coalescing::Read;
+use crate::single_flight::{self, Landing, LeaderGuard, Role};
+use crate::stampede_lock::{lock_key, new_token};
+use crate::stats::Stats;
+use crate::store::StorePolicy;
+
+/// Values whose compression or inflation takes long enough to stall an async
+/// worker (a 128 KiB zlib inflate is ~100 µs) are processed on tokio's
+/// blocking threads instead, so small hits keep their latency meanwhile.
+pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
+
+enum Lookup<S> {
+    /// The decoded value, and the payload it came from.
+    Hit(S, Payload),
+    Miss,
+    Unavailable,
+}
+
+enum LockOutcome<S> {
+    Acquired(String),
+    Hit(S, Payload),
+    GaveUp,
+}
+
+impl Cache {
+    pub(crate) async fn memoize_in<R, S, F, Fut>(
+        &self,
+        mode: IoMode,
+        full: &str,
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+        wrap: impl FnOnce(S) -> R,
+    ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let landings_before = self.inner.landings.load(Ordering::Acquire);
+        let mut backend_ok = true;
+        if !options.refresh {
+            match self.lookup::<S>(mode, full).await {
+                Lookup::Hit(value, _) => return wrap(value),
+                Lookup::Miss => {}
+                Lookup::Unavailable => backend_ok = false,
+            }
+        }
+        let leader = if options.refresh {
+            None
+        } else {
+            match self.inner.flights.join(full) {
+                Role::Leader(guard) => Some(guard),
+                Role::Follower(flight) => {
+                    Stats::bump(&self.inner.stats.shared_computations);
+                    if let Some(Landing::Value(payload)) = single_flight::wait(flight).await {
+                        if let Some(value) = self.deserialize::<S>(full, &payload) {
+                            return wrap(value);
+                        }
+                    }
+                    None
+                }
+            }
+        };
+        // A flight for this key may have landed between our lookup and our
+        // join; then its value is in the store and computing again is waste.
+        if leader.is_some()
+            && backend_ok
+            && self.inner.landings.load(Ordering::Acquire) != landings_before
+        {
+            if let Lookup::Hit(value, payload) = self.lookup::<S>(mode, full).await {
+                self.land(leader, Landing::Value(payload));
+                return wrap(value);
+            }
+        }
+        let mut lock_token = None;
+        let use_lock = options.lock.unwrap_or(self.inner.lock.enabled);
+        if use_lock && backend_ok && !options.refresh && !self.inner.backend.is_memory() {
+            match self.acquire_lock::<S>(mode, full).await {
+                LockOutcome::Acquired(token) => lock_token = Some(token),
+                LockOutcome::Hit(value, payload) => {
+                    self.land(leader, Landing::Value(payload));
+                    return wrap(value);
+                }
+                LockOutcome::GaveUp => {}
+            }
+        }
+        let result = compute().await;
+        // Even when the backend is unavailable, waiting callers get the value.
+        let landing = match stored(&result) {
+            Some(value) => self.store(mode, full, value, options.ttl, backend_ok).await,
+            None => Landing::Nothing,
+        };
+        self.land(leader, landing);
+        if let Some(token) = lock_token {
+            let lock = lock_key(full);
+            let released = self
+                .io(mode, move |cache| async move {
+                    cache.inner.backend.unlock(&lock, &token).await
+                })
+                .await;
+            if let Err(e) = released {
+                self.backend_error("unlock", &e);
+            }
+        }
+        result
+    }
+
+    fn land(&self, leader: Option<LeaderGuard<'_, Landing>>, landing: Landing) {
+        if let Some(leader) = leader {
+            self.inner.landings.fetch_add(1, Ordering::AcqRel);
+            leader.land(landing);
+        }
+    }
+
+    /// Takes the stampede lock, or waits for the holder's value.
+    async fn acquire_lock<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> LockOutcome<S> {
+        let settings = self.inner.lock;
+        let lock = lock_key(full);
+        let token = new_token();
+        let started = Instant::now();
+        let mut waiting = false;
+        loop {
+            let (l, t) = (lock.clone(), token.clone());
+            let taken = self
+                .io(mode, move |cache| async move {
+                    cache.inner.backend.try_lock(&l, &t, settings.ttl).await
+                })
+                .await;
+            match taken {
+                Ok(true) => return LockOutcome::Acquired(token),
+                Ok(false) => {}
+                Err(e) => {
+                    self.backend_error("lock", &e);
+                    return LockOutcome::GaveUp;
+                }
+            }
+            if !waiting {
+                waiting = true;
+                Stats::bump(&self.inner.stats.lock_waits);
+            }
+            if started.elapsed() >= settings.max_wait {
+                tracing::debug!(cache = %self.inner.name, key = full, "gave up waiting for the stampede lock");
+                return LockOutcome::GaveUp;
+            }
+            self.sleep(mode, settings.poll_interval).await;
+            match self.read(mode, full).await {
+                Read::Found(payload) => {
+                    if let Some(value) = self.deserialize::<S>(full, &payload) {
+                        Stats::bump(&self.inner.stats.hits);
+                        return LockOutcome::Hit(value, payload);
+                    }
+                }
+                Read::Absent => {}
+                Read::Corrupt(e) => self.decode_failure(full, &e),
+                Read::Failed(e) => {
+                    self.backend_error("get", &e);
+                    return LockOutcome::GaveUp;
+                }
+            }
+        }
+    }
+
+    /// Runs a rare backend operation that owns its data, in `mode`.
+    async fn io<T, F, Fut>(&self, mode: IoMode, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Cache) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        match mode {
+            IoMode::Inline => op(self.clone()).await,
+            IoMode::IoRuntime => spawn_io(op(self.clone())).await,
+        }
+    }
+
+    async fn sleep(&self, mode: IoMode, duration: Duration) {
+        match mode {
+            IoMode::Inline => tokio::time::sleep(duration).await,
+            IoMode::IoRuntime => spawn_io(tokio::time::sleep(duration)).await,
+        }
+    }
+
+    /// Reads and opens the entry under `full`. Inline reads of one key that
+    /// overlap share one GET (see [`crate::read_coalescing`]).
+    async fn read(&self, mode: IoMode, full: &str) -> Read {
+        match mode {
+            IoMode::Inline if self.inner.coalesce_reads => self.coalesced_read(full).await,
+            IoMode::Inline => self.read_now(full).await,
+            IoMode::IoRuntime => {
+                let cache = self.clone();
+                let key = full.to_owned();
+                spawn_io(async move { cache.read_now(&key).await }).await
+            }
+        }
+    }
+
+    /// One GET, then the header check and (off the async workers when large)
+    /// inflation.
+    pub(crate) async fn read_now(&self, full: &str) -> Read {
+        match self.inner.backend.get(full).await {
+            Ok(Some(entry)) => match open(&self.inner.codec, entry).await {
+                Ok(payload) => Read::Found(payload),
+                Err(e) => Read::Corrupt(e.into()),
+            },
+            Ok(None) => Read::Absent,
+            Err(e) => Read::Failed(e.into()),
+        }
+    }
+
+    async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
+        match self.read(mode, full).await {
+            Read::Found(payload) => match self.deserialize::<S>(full, &payload) {
+                Some(value) => {
+                    Stats::bump(&self.inner.stats.hits);
+                    tracing::trace!(cache = %self.inner.name, key = full, "hit");
+                    Lookup::Hit(value, payload)
+                }
+                None => {
+                    Stats::bump(&self.inner.stats.misses);
+                    Lookup::Miss
+                }
+            },
+            Read::Absent => {
+                Stats::bump(&self.inner.stats.misses);
+                tracing::trace!(cache = %self.inner.name, key = full, "miss");
+                Lookup::Miss
+            }
+            Read::Corrupt(e) => {
+                Stats::bump(&self.inner.stats.misses);
+                self.decode_failure(full, &e);
+                Lookup::Miss
+            }
+            Read::Failed(e) => {
+                Stats::bump(&self.inner.stats.misses);
+                self.backend_error("get", &e);
+                Lookup::Unavailable
+            }
+        }
+    }
+
+    async fn store<S: Serialize>(
+        &self,
+        mode: IoMode,
+        full: &str,
+        value: &S,
+        ttl: Option<std::time::Duration>,
+        write: bool,
+    ) -> Landing {
+        let sealed = match self.inner.codec.serialize(value) {
+            Ok(serialized) => seal(&self.inner.codec, serialized).await,
+            Err(e) => Err(e),
+        };
+        let (entry, payload) = match sealed {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                Stats::bump(&self.inner.stats.store_skipped);
+                tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
+                return Landing::Nothing;
+            }
+        };
+        if !write {
+            return Landing::Value(payload);
+        }
+        let ttl = self.ttl_or_default(ttl);
+        let written = match mode {
+            IoMode::Inline => self.inner.backend.set(full, &entry, ttl).await,
+            IoMode::IoRuntime => {
+                let cache = self.clone();
+                let key = full.to_owned();
+                spawn_io(async move { cache.inner.backend.set(&key, &entry, ttl).await }).await
+            }
+        };
+        match written {
+            Ok(()) => Stats::bump(&self.inner.stats.stores),
+            Err(e) => self.backend_error("set", &e),
+        }
+        // The value is good for the callers waiting on it either way.
+        Landing::Value(payload)
+    }
+
+    pub(crate) fn deserialize<S: DeserializeOwned>(
+        &self,
+        full: &str,
+        payload: &Payload,
+    ) -> Option<S> {
+        match self.inner.codec.deserialize(payload) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.decode_failure(full, &e);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn decode_failure(&self, full: &str, error: &CodecError) {
+        Stats::bump(&self.inner.stats.decode_failures);
+        tracing::debug!(
+            cache = %self.inner.name,
+            key = full,
+            "entry does not decode, treating it as a miss: {error}"
+        );
+    }
+}
+
+/// Whether this thread may hand CPU-heavy work to tokio's blocking pool.
+fn can_offload() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// [`Codec::open`], on a blocking thread when the entry is large and compressed.
+pub(crate) async fn open(codec: &Codec, entry: Vec<u8>) -> Result<Payload, CodecError> {
+    if entry.len() >= OFFLOAD_BYTES / 4 && Codec::is_compressed(&entry) && can_offload() {
+        let codec = codec.clone();
+        if let Ok(opened) = tokio::task::spawn_blocking(move || codec.open(entry)).await {
+            return opened;
+        }
+        return Err(CodecError::BadHeader("inflating the entry panicked"));
+    }
+    codec.open(entry)
+}
+
+/// [`Codec::seal`], on a blocking thread when the value is large.
+pub(crate) async fn seal(
+    codec: &Codec,
+    serialized: crate::codec::Serialized,
+) -> Result<(std::sync::Arc<Vec<u8>>, Payload), CodecError> {
+    if serialized.len() >= OFFLOAD_BYTES && can_offload() {
+        let codec = codec.clone();
+        return match tokio::task::spawn_blocking(move || codec.seal(serialized)).await {
+            Ok(sealed) => sealed,
+            Err(_) => Err(CodecError::BadHeader("compressing the value panicked")),
+        };
+    }
+    codec.seal(serialized)
+}
