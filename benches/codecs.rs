@@ -20,29 +20,10 @@ mod datasets;
 
 use std::hint::black_box;
 
-use cache_memoize::codec::{compressors, serializers};
 use cache_memoize::Codec;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use datasets::{Dataset, Sample, Visit};
-
-/// Every configuration, compressing every payload (as the example does by
-/// default), labelled `serializer+compressor`.
-fn configurations() -> Vec<(String, Codec)> {
-    let mut out = Vec::new();
-    for serializer in serializers() {
-        for compressor in compressors() {
-            let label = format!("{}+{}", serializer.name(), compressor.name());
-            let codec = Codec::builder()
-                .serializer(serializer.clone())
-                .compressor(compressor)
-                .compress_threshold(0)
-                .build();
-            out.push((label, codec));
-        }
-    }
-    out
-}
+use datasets::{configurations, Dataset, Sample, Visit};
 
 /// Benchmarks one configuration on one dataset in `group`.
 struct Bench<'a, 'g> {
@@ -77,7 +58,8 @@ impl Visit for Bench<'_, '_> {
 }
 
 fn codecs(c: &mut Criterion) {
-    let configs = configurations();
+    // Compress every payload, as the example does by default.
+    let configs = configurations(0);
     for dataset in Dataset::builtin() {
         for (question, decode) in [("encode", false), ("decode", true)] {
             let mut group = c.benchmark_group(format!("{question}/{}", dataset.name));

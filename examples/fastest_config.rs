@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use cache_memoize::codec::{compressors, serializers};
 use cache_memoize::{Cache, Codec};
 use cpu_time::ThreadTime;
-use datasets::{Dataset, Sample, Visit};
+use datasets::{configurations, Dataset, Sample, Visit};
 use plotters::prelude::*;
 use serde::Serialize;
 use tokio::runtime::Runtime;
@@ -249,7 +249,7 @@ fn run(args: &Args, started: Instant) -> Result<(), String> {
     let redis = connect_redis(&rt, args.redis.as_deref())?;
     println!("Redis: {}", redis.description);
 
-    let configs = configurations(&redis.url, args.compress_threshold)?;
+    let configs = caches(&redis.url, args.compress_threshold)?;
     let serializer_count = serializers().len();
     let compressor_count = compressors().len();
     println!(
@@ -378,16 +378,11 @@ fn redacted(url: &str) -> String {
     cache_memoize::RedactedUrl::new(url).to_string()
 }
 
-fn configurations(url: &str, threshold: usize) -> Result<Vec<Config>, String> {
-    let mut configs = Vec::new();
-    for serializer in serializers() {
-        for compressor in compressors() {
-            let label = format!("{}+{}", serializer.name(), compressor.name());
-            let codec = Codec::builder()
-                .serializer(serializer.clone())
-                .compressor(compressor)
-                .compress_threshold(threshold)
-                .build();
+/// Every configuration, with a cache that writes with it.
+fn caches(url: &str, threshold: usize) -> Result<Vec<Config>, String> {
+    configurations(threshold)
+        .into_iter()
+        .map(|(label, codec)| {
             let cache = Cache::builder()
                 .url(url)
                 .prefix(KEY_PREFIX)
@@ -395,14 +390,13 @@ fn configurations(url: &str, threshold: usize) -> Result<Vec<Config>, String> {
                 .codec(codec.clone())
                 .build()
                 .map_err(|e| format!("cannot configure the cache for {label}: {e}"))?;
-            configs.push(Config {
+            Ok(Config {
                 label,
                 codec,
                 cache,
-            });
-        }
-    }
-    Ok(configs)
+            })
+        })
+        .collect()
 }
 
 /// decode(encode(x)) == x; the stored size.

@@ -33,10 +33,12 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 log "using $(redis-server --version)"
 
-log "cargo test --workspace --all-targets"
-cargo test --workspace --all-targets
+# --all-features: the optional codecs (all-codecs), their tests, the
+# fastest_config example and the codecs bench (run once as a smoke test).
+log "cargo test --workspace --all-targets --all-features"
+cargo test --workspace --all-targets --all-features
 
-log "cargo test --workspace --doc"
-cargo test --workspace --doc
+log "cargo test --workspace --doc --all-features"
+cargo test --workspace --doc --all-features
 
 log "all tests passed"

@@ -1,4 +1,4 @@
-//! The datasets of the codec comparison, shared by `benches/codecs.rs` and
+//! The datasets and configurations of the codec comparison, shared by `benches/codecs.rs` and
 //! `examples/fastest_config.rs` (include with
 //! `#[path = "../benches/support/datasets.rs"] mod datasets;`).
 //!
@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use cache_memoize::codec::{compressors, serializers};
+use cache_memoize::Codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +162,25 @@ impl Dataset {
         }
         self.visit(JsonLen)
     }
+}
+
+/// The configurations compared on the datasets: every serializer x
+/// compressor compiled in, labelled `serializer+compressor`, compressing
+/// payloads of at least `compress_threshold` bytes.
+pub fn configurations(compress_threshold: usize) -> Vec<(String, Codec)> {
+    let mut out = Vec::new();
+    for serializer in serializers() {
+        for compressor in compressors() {
+            let label = format!("{}+{}", serializer.name(), compressor.name());
+            let codec = Codec::builder()
+                .serializer(serializer.clone())
+                .compressor(compressor)
+                .compress_threshold(compress_threshold)
+                .build();
+            out.push((label, codec));
+        }
+    }
+    out
 }
 
 /// The generator of every dataset, seeded so the data never changes.

@@ -104,10 +104,15 @@ fn every_configuration_round_trips() {
 #[test]
 fn any_codec_reads_what_any_other_wrote() {
     let value = sample();
-    let codecs = every_codec();
-    for writer in &codecs {
+    // Reading does not depend on the reader's own compressor, so one reader
+    // per serializer covers every path.
+    let readers: Vec<Codec> = serializers()
+        .into_iter()
+        .map(|s| Codec::builder().serializer(s).build())
+        .collect();
+    for writer in &every_codec() {
         let entry = writer.encode(&value).unwrap();
-        for reader in &codecs {
+        for reader in &readers {
             let back: BTreeMap<String, Symbol> = reader
                 .decode(&entry)
                 .unwrap_or_else(|e| panic!("{} reading {}: {e}", label(reader), label(writer)));
@@ -119,7 +124,7 @@ fn any_codec_reads_what_any_other_wrote() {
 #[test]
 fn every_compressor_refuses_a_bomb() {
     const LIMIT: usize = 256 << 10;
-    let zeros = vec![0u8; 8 << 20];
+    let zeros = vec![0u8; 4 << 20];
     for compressor in compressors().into_iter().filter(|c| c.id() != 0) {
         let mut bomb = Vec::new();
         compressor.compress(&zeros, &mut bomb).unwrap();
@@ -158,7 +163,7 @@ fn a_bomb_inside_an_entry_is_a_decode_error() {
         .into_iter()
         .filter(|c| c.compressor().id() != 0)
     {
-        let entry = codec.encode(&vec![0u8; 2 << 20]).unwrap();
+        let entry = codec.encode(&vec![0u8; 256 << 10]).unwrap();
         let refused = small.decode::<Vec<u8>>(&entry);
         assert!(
             matches!(refused, Err(CodecError::TooLarge { .. })),
@@ -183,31 +188,21 @@ fn corrupt_payloads_are_errors_not_panics() {
     }
 }
 
-#[cfg(feature = "postcard")]
 #[test]
-fn postcard_refuses_trailing_bytes() {
-    let codec = Codec::builder()
-        .serializer(cache_core::codec::PostcardSerializer)
-        .build();
-    let mut entry = codec.encode(&7u32).unwrap();
-    entry.push(0);
-    assert!(matches!(
-        codec.decode::<u32>(&entry),
-        Err(CodecError::Deserialize { .. })
-    ));
-}
-
-#[cfg(feature = "cbor")]
-#[test]
-fn cbor_refuses_trailing_bytes() {
-    let codec = Codec::builder()
-        .serializer(cache_core::codec::CborSerializer)
-        .build();
-    let mut entry = codec.encode(&7u32).unwrap();
-    assert_eq!(codec.decode::<u32>(&entry).unwrap(), 7);
-    entry.push(0);
-    assert!(matches!(
-        codec.decode::<u32>(&entry),
-        Err(CodecError::Deserialize { .. })
-    ));
+fn serializers_refuse_trailing_bytes() {
+    // MessagePack is left out: rmp-serde stops after the value by design.
+    for serializer in serializers().into_iter().filter(|s| s.id() != 1) {
+        let name = serializer.name();
+        let codec = Codec::builder().serializer(serializer).build();
+        let mut entry = codec.encode(&7u32).unwrap();
+        assert_eq!(codec.decode::<u32>(&entry).unwrap(), 7, "{name}");
+        entry.push(0);
+        assert!(
+            matches!(
+                codec.decode::<u32>(&entry),
+                Err(CodecError::Deserialize { .. })
+            ),
+            "{name}"
+        );
+    }
 }

@@ -62,8 +62,16 @@ impl Serializer for PostcardSerializer {
         ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), CodecError> {
         let mut de = postcard::Deserializer::from_bytes(bytes);
-        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))
-            .map_err(Self::deserialize_error)?;
+        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de)).map_err(|e| {
+            if e.to_string() == postcard::Error::WontImplement.to_string() {
+                Self::deserialize_error(
+                    "postcard is not self-describing: it cannot read types that need \
+                     `deserialize_any` (serde_json::Value, untagged or flattened types)",
+                )
+            } else {
+                Self::deserialize_error(e)
+            }
+        })?;
         // Leftover bytes mean the entry holds something other than the
         // requested type, even if a prefix of it happened to parse.
         let rest = de.finalize().map_err(Self::deserialize_error)?;
