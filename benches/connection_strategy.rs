@@ -1,4 +1,5 @@
-//! Which Redis connection strategy serves small hits fastest?
+//! Which Redis connection strategy serves small hits fastest, and how much
+//! does a unix socket gain over TCP on the same machine?
 //!
 //! ```text
 //! cargo bench --bench connection_strategy
@@ -18,19 +19,21 @@ use std::time::Instant;
 use cache_memoize::redis::{self, AsyncCommands};
 use cache_memoize::Cache;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Strategy {
     ExclusiveCheckout,
     RawMultiplexed,
     CacheShared1,
     CacheShared2,
+    CacheUnixSocket,
 }
 
-const STRATEGIES: [Strategy; 4] = [
+const STRATEGIES: [Strategy; 5] = [
     Strategy::ExclusiveCheckout,
     Strategy::RawMultiplexed,
     Strategy::CacheShared1,
     Strategy::CacheShared2,
+    Strategy::CacheUnixSocket,
 ];
 
 impl Strategy {
@@ -40,6 +43,7 @@ impl Strategy {
             Strategy::RawMultiplexed => "raw redis-rs MultiplexedConnection",
             Strategy::CacheShared1 => "Cache: leased multiplexed, 1 conn",
             Strategy::CacheShared2 => "Cache: leased multiplexed, 2 conns",
+            Strategy::CacheUnixSocket => "Cache: 1 conn over the unix socket",
         }
     }
 }
@@ -49,6 +53,7 @@ struct Clients {
     raw: redis::aio::MultiplexedConnection,
     shared1: Cache,
     shared2: Cache,
+    unix: Cache,
 }
 
 async fn run(clients: &Clients, strategy: Strategy, tasks: usize, per_task: usize) -> f64 {
@@ -59,6 +64,7 @@ async fn run(clients: &Clients, strategy: Strategy, tasks: usize, per_task: usiz
         let mut raw = clients.raw.clone();
         let shared = match strategy {
             Strategy::CacheShared2 => clients.shared2.clone(),
+            Strategy::CacheUnixSocket => clients.unix.clone(),
             _ => clients.shared1.clone(),
         };
         handles.push(tokio::spawn(async move {
@@ -69,7 +75,7 @@ async fn run(clients: &Clients, strategy: Strategy, tasks: usize, per_task: usiz
                         conn.get("bench:1:small").await.expect("GET")
                     }
                     Strategy::RawMultiplexed => raw.get("bench:1:small").await.expect("GET"),
-                    Strategy::CacheShared1 | Strategy::CacheShared2 => {
+                    Strategy::CacheShared1 | Strategy::CacheShared2 | Strategy::CacheUnixSocket => {
                         shared.get_entry("small").await.expect("GET")
                     }
                 };
@@ -91,11 +97,18 @@ fn median(mut xs: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
-    let server = support::RedisServer::start();
+    let server = support::RedisServer::start_with_unix_socket();
     let url = server.url();
-    let cache = |connections| {
+    let unix_url = format!(
+        "redis+unix://{}",
+        server
+            .unix_socket_path()
+            .expect("started with a socket")
+            .display()
+    );
+    let cache = |connections, url: &str| {
         Cache::builder()
-            .url(&url)
+            .url(url)
             .prefix("bench")
             .connections(connections)
             .build()
@@ -114,8 +127,9 @@ async fn main() {
             .get_multiplexed_async_connection()
             .await
             .unwrap(),
-        shared1: cache(1),
-        shared2: cache(2),
+        shared1: cache(1, &url),
+        shared2: cache(2, &url),
+        unix: cache(1, &unix_url),
     };
     clients
         .shared1
@@ -126,8 +140,8 @@ async fn main() {
     let (rounds, ops) = if benching { (5, 100_000) } else { (1, 200) };
     println!("small-entry GET throughput, {rounds} interleaved rounds, median of rounds");
     println!(
-        "{:<42} {:>6} {:>12} {:>8}",
-        "strategy", "tasks", "hits/s", "ratio"
+        "{:<42} {:>6} {:>12} {:>8} {:>9}",
+        "strategy", "tasks", "hits/s", "ratio", "unix/tcp"
     );
     for tasks in [1usize, 16, 64] {
         let per_task = (ops / tasks).max(1) / if tasks == 1 { 5 } else { 1 };
@@ -148,12 +162,18 @@ async fn main() {
         }
         let medians: Vec<f64> = samples.into_iter().map(median).collect();
         for (strategy, m) in STRATEGIES.iter().zip(&medians) {
+            let unix_vs_tcp = if *strategy == Strategy::CacheUnixSocket {
+                format!("{:.2}x", m / medians[2])
+            } else {
+                String::new()
+            };
             println!(
-                "{:<42} {:>6} {:>12.0} {:>7.2}x",
+                "{:<42} {:>6} {:>12.0} {:>7.2}x {:>9}",
                 strategy.label(),
                 tasks,
                 m,
-                m / medians[0]
+                m / medians[0],
+                unix_vs_tcp
             );
         }
     }

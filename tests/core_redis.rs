@@ -591,3 +591,51 @@ async fn very_long_keys_are_shortened_to_a_readable_head_and_a_hash() {
     );
     assert!(raw_get(&full).is_some());
 }
+
+#[tokio::test]
+async fn batches_read_and_write_many_keys_in_one_round_trip() {
+    let _redis = redis();
+    for cache in [
+        cache("batch"),
+        Cache::builder().prefix("batch").build().unwrap(),
+    ] {
+        let backend = cache.describe_backend();
+        let items: Vec<(String, Symbol)> =
+            (0..100).map(|i| (format!("sym:{i}"), symbol(i))).collect();
+        cache
+            .set_many(&items, Some(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        let keys: Vec<String> = (0..102).map(|i| format!("sym:{i}")).collect();
+        let got: Vec<Option<Symbol>> = cache.get_many(&keys).await.unwrap();
+        assert_eq!(got.len(), 102, "{backend}");
+        assert_eq!(got[7], Some(symbol(7)), "{backend}");
+        assert!(got[100].is_none() && got[101].is_none(), "{backend}");
+
+        let asked = std::sync::Mutex::new(Vec::new());
+        let all: Vec<Symbol> = cache
+            .get_or_compute_many(&keys, None, |missing| {
+                asked.lock().unwrap().extend(missing.iter().copied());
+                let values = missing.iter().map(|&i| symbol(i as u64)).collect();
+                async move { values }
+            })
+            .await;
+        assert_eq!(
+            *asked.lock().unwrap(),
+            vec![100, 101],
+            "{backend}: only the misses are computed"
+        );
+        assert_eq!(all, (0..102).map(symbol).collect::<Vec<_>>(), "{backend}");
+        assert_eq!(
+            cache.get::<Symbol>("sym:101").await.unwrap(),
+            Some(symbol(101)),
+            "{backend}: misses stored"
+        );
+    }
+    if let Some(ttl) = redis().cmd(&[b"PTTL", b"batch:1:sym:3"]).as_int() {
+        assert!(
+            (1..=30_000).contains(&ttl),
+            "set_many applies the ttl: {ttl}"
+        );
+    }
+}

@@ -208,7 +208,10 @@ impl Cache {
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<()> {
-        let entry = self.inner.codec.encode(value).map_err(Error::Encode)?;
+        let serialized = self.inner.codec.serialize(value).map_err(Error::Encode)?;
+        let (entry, _) = crate::memoizing::seal(&self.inner.codec, serialized)
+            .await
+            .map_err(Error::Encode)?;
         self.inner
             .backend
             .set(&self.full_key(key), &entry, self.ttl_or_default(ttl))

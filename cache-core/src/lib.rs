@@ -20,6 +20,7 @@
 //! ```
 
 mod backend;
+pub mod batch;
 pub mod blocking;
 mod builder;
 mod cache;

@@ -54,8 +54,10 @@ impl Cache {
     {
         let landings_before = self.inner.landings.load(Ordering::Acquire);
         let mut backend_ok = true;
+        // The backend steps are boxed: a call in flight then holds only the
+        // step it is in, not the largest of them (memory per in-flight call).
         if !options.refresh {
-            match self.lookup::<S>(mode, full).await {
+            match Box::pin(self.lookup::<S>(mode, full)).await {
                 Lookup::Hit(value, _) => return wrap(value),
                 Lookup::Miss => {}
                 Lookup::Unavailable => backend_ok = false,
@@ -83,7 +85,7 @@ impl Cache {
             && backend_ok
             && self.inner.landings.load(Ordering::Acquire) != landings_before
         {
-            if let Lookup::Hit(value, payload) = self.lookup::<S>(mode, full).await {
+            if let Lookup::Hit(value, payload) = Box::pin(self.lookup::<S>(mode, full)).await {
                 self.land(leader, Landing::Value(payload));
                 return wrap(value);
             }
@@ -91,7 +93,7 @@ impl Cache {
         let mut lock_token = None;
         let use_lock = options.lock.unwrap_or(self.inner.lock.enabled);
         if use_lock && backend_ok && !options.refresh && !self.inner.backend.is_memory() {
-            match self.acquire_lock::<S>(mode, full).await {
+            match Box::pin(self.acquire_lock::<S>(mode, full)).await {
                 LockOutcome::Acquired(token) => lock_token = Some(token),
                 LockOutcome::Hit(value, payload) => {
                     self.land(leader, Landing::Value(payload));
@@ -103,17 +105,16 @@ impl Cache {
         let result = compute().await;
         // Even when the backend is unavailable, waiting callers get the value.
         let landing = match stored(&result) {
-            Some(value) => self.store(mode, full, value, options.ttl, backend_ok).await,
+            Some(value) => Box::pin(self.store(mode, full, value, options.ttl, backend_ok)).await,
             None => Landing::Nothing,
         };
         self.land(leader, landing);
         if let Some(token) = lock_token {
             let lock = lock_key(full);
-            let released = self
-                .io(mode, move |cache| async move {
-                    cache.inner.backend.unlock(&lock, &token).await
-                })
-                .await;
+            let released = Box::pin(self.io(mode, move |cache| async move {
+                cache.inner.backend.unlock(&lock, &token).await
+            }))
+            .await;
             if let Err(e) = released {
                 self.backend_error("unlock", &e);
             }
@@ -323,14 +324,33 @@ fn can_offload() -> bool {
     tokio::runtime::Handle::try_current().is_ok()
 }
 
+/// Background (de)compression of single values may use all cores but one,
+/// so the async workers always have a core for small hits. (An explicit
+/// batch, [`crate::batch::encode_all`], asks for throughput and uses all.)
+fn background_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
+}
+
+/// Runs `work` on tokio's blocking threads, within the background permits.
+async fn offload<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CodecError> + Send + 'static,
+    what: &'static str,
+) -> Result<T, CodecError> {
+    let _permit = background_permits().acquire().await;
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or(Err(CodecError::BadHeader(what)))
+}
+
 /// [`Codec::open`], on a blocking thread when the entry is large and compressed.
 pub(crate) async fn open(codec: &Codec, entry: Vec<u8>) -> Result<Payload, CodecError> {
     if entry.len() >= OFFLOAD_BYTES / 4 && Codec::is_compressed(&entry) && can_offload() {
         let codec = codec.clone();
-        if let Ok(opened) = tokio::task::spawn_blocking(move || codec.open(entry)).await {
-            return opened;
-        }
-        return Err(CodecError::BadHeader("inflating the entry panicked"));
+        return offload(move || codec.open(entry), "inflating the entry panicked").await;
     }
     codec.open(entry)
 }
@@ -342,10 +362,32 @@ pub(crate) async fn seal(
 ) -> Result<(std::sync::Arc<Vec<u8>>, Payload), CodecError> {
     if serialized.len() >= OFFLOAD_BYTES && can_offload() {
         let codec = codec.clone();
-        return match tokio::task::spawn_blocking(move || codec.seal(serialized)).await {
-            Ok(sealed) => sealed,
-            Err(_) => Err(CodecError::BadHeader("compressing the value panicked")),
-        };
+        return offload(
+            move || codec.seal(serialized),
+            "compressing the value panicked",
+        )
+        .await;
     }
     codec.seal(serialized)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A memoized call in flight holds this future (boxed); its size is
+    /// most of the per-call memory at 10,000 concurrent calls, so keep it
+    /// from growing unnoticed (it was 8 KB before the backend steps were boxed).
+    #[test]
+    fn the_memoizing_future_stays_small() {
+        let cache = crate::Cache::memory();
+        let call = cache.memoize_in(
+            crate::cache::IoMode::Inline,
+            "k",
+            crate::CallOptions::default(),
+            || async { 1u64 },
+            crate::store::always,
+            |v| v,
+        );
+        let size = std::mem::size_of_val(&call);
+        assert!(size <= 640, "memoize_in future is {size} bytes");
+    }
 }

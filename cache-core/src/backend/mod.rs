@@ -24,7 +24,9 @@ impl Backend {
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match self {
             Backend::Redis(b) => b.get(key).await,
-            Backend::Memory(b) => Ok(b.get(key).await),
+            // Boxed (here and in `set`): moka's futures are large, and every
+            // memoized call in flight would carry their size.
+            Backend::Memory(b) => Ok(Box::pin(b.get(key)).await),
         }
     }
 
@@ -32,7 +34,36 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.set(key, value, ttl).await,
             Backend::Memory(b) => {
-                b.set(key, value, ttl).await;
+                Box::pin(b.set(key, value, ttl)).await;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        match self {
+            Backend::Redis(b) => b.get_many(keys).await,
+            Backend::Memory(b) => {
+                let mut found = Vec::with_capacity(keys.len());
+                for key in keys {
+                    found.push(b.get(key).await);
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    pub(crate) async fn set_many(
+        &self,
+        entries: &[(String, std::sync::Arc<Vec<u8>>)],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        match self {
+            Backend::Redis(b) => b.set_many(entries, ttl).await,
+            Backend::Memory(b) => {
+                for (key, entry) in entries {
+                    b.set(key, entry, ttl).await;
+                }
                 Ok(())
             }
         }

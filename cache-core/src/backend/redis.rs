@@ -15,6 +15,16 @@ use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
 
+/// Writes of at least this many bytes go over the bulk lane.
+const BULK_BYTES: usize = 64 * 1024;
+
+/// Which connection a command travels on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    Ordinary,
+    Bulk,
+}
+
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes.
 const SCAN_BATCH: usize = 500;
 
@@ -71,7 +81,7 @@ impl RedisBackend {
         let pool = Pool::builder(manager)
             // Spare room so a broken connection can be replaced while the
             // others are leased.
-            .max_size(connections * 2)
+            .max_size((connections + 1) * 2)
             .wait_timeout(Some(settings.connect_timeout))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.response_timeout))
@@ -108,13 +118,21 @@ impl RedisBackend {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        self.run_on(Lane::Ordinary, command).await
+    }
+
+    async fn run_on<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = std::result::Result<T, RedisError>>,
+    {
         let permit = self.breaker.permit();
         if permit == Permit::Skip {
             return Err(Error::Unavailable {
                 url: self.url.clone(),
             });
         }
-        let outcome = self.run_unguarded(command).await;
+        let outcome = self.run_unguarded(lane, command).await;
         match &outcome {
             Ok(_) => self.breaker.success(permit),
             Err(_) => self.breaker.failure(permit),
@@ -122,17 +140,25 @@ impl RedisBackend {
         outcome
     }
 
-    async fn lease(&self) -> Result<Leased> {
-        let slot = self.connections.pick_slot();
+    async fn lease(&self, lane: Lane) -> Result<Leased> {
+        let slot = match lane {
+            Lane::Ordinary => self.connections.pick_slot(),
+            Lane::Bulk => self.connections.bulk_slot(),
+        };
         if let Some(leased) = self.connections.current(slot) {
             return Ok(leased);
         }
-        let renewed = tokio::time::timeout(self.connect_timeout, self.connections.renew(slot))
-            .await
-            .map_err(|_| Error::Timeout {
-                url: self.url.clone(),
-                timeout: self.connect_timeout,
-            })?;
+        // Boxed: making a connection is a large state machine, and every
+        // command future would otherwise carry its size (7 KB) while in flight.
+        let renewed = Box::pin(tokio::time::timeout(
+            self.connect_timeout,
+            self.connections.renew(slot),
+        ))
+        .await
+        .map_err(|_| Error::Timeout {
+            url: self.url.clone(),
+            timeout: self.connect_timeout,
+        })?;
         renewed.map_err(|e| match e {
             PoolError::Timeout(_) => Error::Timeout {
                 url: self.url.clone(),
@@ -149,12 +175,12 @@ impl RedisBackend {
         })
     }
 
-    async fn run_unguarded<T, F, Fut>(&self, command: F) -> Result<T>
+    async fn run_unguarded<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
-        let leased = self.lease().await?;
+        let leased = self.lease(lane).await?;
         command(leased.conn.clone()).await.map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                 // It broke: detach it so the next request gets a new one.
@@ -185,8 +211,52 @@ impl RedisBackend {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+        let lane = if value.len() >= BULK_BYTES {
+            Lane::Bulk
+        } else {
+            Lane::Ordinary
+        };
+        self.run_on(lane, |mut c| async move { cmd.query_async(&mut c).await })
             .await
+    }
+
+    /// One `MGET`.
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+            .await
+    }
+
+    /// One pipeline of `SET key value [PX ttl]`.
+    pub(crate) async fn set_many(
+        &self,
+        entries: &[(String, std::sync::Arc<Vec<u8>>)],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let total: usize = entries.iter().map(|(_, e)| e.len()).sum();
+        let lane = if total >= BULK_BYTES {
+            Lane::Bulk
+        } else {
+            Lane::Ordinary
+        };
+        let mut pipe = redis::pipe();
+        for (key, entry) in entries {
+            let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ttl_millis(ttl));
+            }
+            cmd.ignore();
+        }
+        self.run_on(
+            lane,
+            |mut c| async move { pipe.query_async::<()>(&mut c).await },
+        )
+        .await
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {

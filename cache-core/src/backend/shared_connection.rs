@@ -55,8 +55,10 @@ pub(crate) struct SharedConnection {
 }
 
 impl SharedConnection {
+    /// `connections` shared connections for ordinary requests, plus one
+    /// bulk lane for large writes (see [`bulk_slot`](Self::bulk_slot)).
     pub(crate) fn new(pool: Pool, connections: usize) -> Self {
-        let slots = (0..connections.max(1))
+        let slots = (0..connections.max(1) + 1)
             .map(|_| Slot {
                 lease: ArcSwapOption::empty(),
                 renewing: tokio::sync::Mutex::new(()),
@@ -70,13 +72,21 @@ impl SharedConnection {
         }
     }
 
-    /// The slot the next request goes to (round robin).
+    /// The slot the next ordinary request goes to (round robin).
     pub(crate) fn pick_slot(&self) -> usize {
-        if self.slots.len() == 1 {
+        let ordinary = self.slots.len() - 1;
+        if ordinary == 1 {
             0
         } else {
-            self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len()
+            self.next_slot.fetch_add(1, Ordering::Relaxed) % ordinary
         }
+    }
+
+    /// The slot of the bulk lane: a connection of its own for large writes,
+    /// so that small requests never queue behind hundreds of kilobytes on
+    /// one multiplexed connection (head-of-line blocking).
+    pub(crate) fn bulk_slot(&self) -> usize {
+        self.slots.len() - 1
     }
 
     /// The slot's connection, if it has a fresh one (the fast path).

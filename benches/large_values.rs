@@ -1,0 +1,167 @@
+//! Large values, two questions in one run:
+//!
+//! 1. A bundle of 25 documents of ~300 KB: compressed one after the other,
+//!    or in parallel by `encode_all` (tokio's blocking threads, 2 cores here)?
+//! 2. Does writing large values hurt small hits? The p99 of SMALL hits from
+//!    16 tasks alone, then while 2 tasks keep writing 300 KB values.
+//!
+//! ```text
+//! cargo bench --bench large_values
+//! ```
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_memoize::batch::encode_all;
+use cache_memoize::{Cache, Codec};
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+async fn bundle(benching: bool) {
+    let codec = Codec::default();
+    let docs: Vec<String> = (0..25)
+        .map(|i| fixtures::document(300_000, i + 1))
+        .collect();
+    let rounds = if benching { 15 } else { 1 };
+    let (mut serial, mut parallel) = (Vec::new(), Vec::new());
+    let mut stored = 0;
+    for round in 0..rounds {
+        for parallel_first in [round % 2 == 0, round % 2 != 0] {
+            if parallel_first {
+                let t0 = Instant::now();
+                let entries = encode_all(&codec, &docs).await;
+                parallel.push(t0.elapsed());
+                stored = entries.iter().map(|e| e.as_ref().unwrap().len()).sum();
+            } else {
+                let t0 = Instant::now();
+                for doc in &docs {
+                    std::hint::black_box(codec.encode(doc).unwrap());
+                }
+                serial.push(t0.elapsed());
+            }
+        }
+    }
+    let (s, p) = (median(serial), median(parallel));
+    println!("bundle of 25 x 300 KB documents (zlib level 6), median of {rounds} rounds");
+    println!("  serial   {s:>10.1?}");
+    println!(
+        "  parallel {p:>10.1?}   {:.2}x faster; {:.1} MB -> {:.1} MB",
+        s.as_secs_f64() / p.as_secs_f64(),
+        7.5,
+        stored as f64 / 1e6
+    );
+}
+
+async fn small_hits(cache: &Cache, tasks: usize, per_task: usize) -> Vec<Duration> {
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(per_task);
+                for i in 0..per_task {
+                    let key = format!("small:{}", (t + i) % 50);
+                    let t0 = Instant::now();
+                    let v: Vec<String> = cache
+                        .get_or_compute(&key, None, || async { fixtures::small() })
+                        .await;
+                    lat.push(t0.elapsed());
+                    assert_eq!(v.len(), 30);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+async fn hits_under_large_writes(benching: bool) {
+    let server = support::RedisServer::start();
+    let cache = Cache::builder()
+        .url(server.url())
+        .prefix("large")
+        .connect()
+        .await
+        .unwrap();
+    let per_task = if benching { 3_000 } else { 20 };
+    small_hits(&cache, 16, 50).await; // fill and warm
+    let p99 = |lat: &[Duration]| lat[lat.len() * 99 / 100];
+    let p50 = |lat: &[Duration]| lat[lat.len() / 2];
+    let mut alone = Vec::new();
+    let mut loaded = Vec::new();
+    let mut written = 0;
+    // Made up front: the writers measure the cache, not the text generator.
+    let docs: Arc<Vec<String>> = Arc::new(
+        (0..20)
+            .map(|i| fixtures::document(300_000, i + 1))
+            .collect(),
+    );
+    for _round in 0..if benching { 3 } else { 1 } {
+        alone.push(small_hits(&cache, 16, per_task).await);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (cache, stop, docs) = (cache.clone(), stop.clone(), docs.clone());
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) && n < 10_000 {
+                        let doc = &docs[(n % 20) as usize];
+                        cache
+                            .set(&format!("doc:{w}:{}", n % 20), doc, None)
+                            .await
+                            .unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        loaded.push(small_hits(&cache, 16, per_task).await);
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            written += w.await.unwrap();
+        }
+    }
+    let pick = |runs: Vec<Vec<Duration>>| {
+        let mut runs = runs;
+        runs.sort_by_key(|r| p99(r));
+        runs.swap_remove(runs.len() / 2)
+    };
+    let (alone, loaded) = (pick(alone), pick(loaded));
+    println!("SMALL hits from 16 tasks, with and without 2 tasks writing 300 KB values ({written} written)");
+    println!(
+        "  alone           p50 {:>9.1?}  p99 {:>9.1?}",
+        p50(&alone),
+        p99(&alone)
+    );
+    println!(
+        "  under writes    p50 {:>9.1?}  p99 {:>9.1?}",
+        p50(&loaded),
+        p99(&loaded)
+    );
+    println!(
+        "  p99 ratio {:.2}x",
+        p99(&loaded).as_secs_f64() / p99(&alone).as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    bundle(benching).await;
+    hits_under_large_writes(benching).await;
+}
