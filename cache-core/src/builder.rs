@@ -34,6 +34,8 @@ use crate::stampede_lock::LockSettings;
 pub struct CacheBuilder {
     name: String,
     url: Option<String>,
+    cluster_urls: Vec<String>,
+    tls_ca_file: Option<std::path::PathBuf>,
     connections: usize,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -52,6 +54,8 @@ impl Default for CacheBuilder {
         Self {
             name: "default".into(),
             url: None,
+            cluster_urls: Vec::new(),
+            tls_ca_file: None,
             connections: 1,
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_millis(500),
@@ -78,12 +82,50 @@ impl CacheBuilder {
     /// `rediss://…` (TLS, with the `tls` feature) or `redis+unix:///path.sock`.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self.cluster_urls.clear();
+        self
+    }
+
+    /// Store entries in a Redis Cluster. `urls` are some of its nodes
+    /// (`redis://[user:password@]host:port`, or `rediss://…` with the `tls`
+    /// feature); the client learns the others and the slot map from them.
+    /// Replaces a [`url`](Self::url). Keys spread over the masters by hash
+    /// slot; `invalidate_all` and prefix deletes visit every master.
+    ///
+    /// ```
+    /// use cache_core::Cache;
+    /// let cache = Cache::builder()
+    ///     .cluster_urls(["redis://:pw@10.0.0.1:7000", "redis://:pw@10.0.0.2:7000"])
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     cache.describe_backend(),
+    ///     "redis cluster at redis://:****@10.0.0.1:7000,redis://:****@10.0.0.2:7000"
+    /// );
+    /// ```
+    pub fn cluster_urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster_urls = urls.into_iter().map(Into::into).collect();
+        self.url = None;
+        self
+    }
+
+    /// Trust the CA certificate(s) in this PEM file for `rediss://`
+    /// connections, instead of the public webpki roots (a private CA, as
+    /// most managed and self-hosted Redis TLS set-ups use). Needs the `tls`
+    /// cargo feature; the file is read by [`build`](Self::build).
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
         self
     }
 
     /// Store entries in process memory (the default when no URL is given).
     pub fn in_memory(mut self) -> Self {
         self.url = None;
+        self.cluster_urls.clear();
         self
     }
 
@@ -176,14 +218,29 @@ impl CacheBuilder {
                 "timeouts must be above zero; use e.g. Duration::from_millis(500)".into(),
             ));
         }
-        let backend = match &self.url {
-            Some(url) => Backend::Redis(RedisBackend::new(RedisSettings {
-                url: url.clone(),
-                connections: self.connections,
-                connect_timeout: self.connect_timeout,
-                response_timeout: self.response_timeout,
-                breaker: self.breaker,
+        let tls_ca = match &self.tls_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read the TLS CA file {}: {e}; give the path of a PEM file",
+                    path.display()
+                ))
             })?),
+            None => None,
+        };
+        let settings = |url: String| RedisSettings {
+            url,
+            connections: self.connections,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            breaker: self.breaker,
+            tls_ca: tls_ca.clone(),
+        };
+        let backend = match &self.url {
+            Some(url) => Backend::Redis(RedisBackend::new(settings(url.clone()))?),
+            None if !self.cluster_urls.is_empty() => Backend::Cluster(RedisBackend::cluster(
+                &self.cluster_urls,
+                settings(String::new()),
+            )?),
             None => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
         };
         Ok(Cache::from_inner(Inner {
@@ -194,7 +251,6 @@ impl CacheBuilder {
             default_ttl: self.default_ttl,
             stats: Default::default(),
             flights: Default::default(),
-            landings: Default::default(),
             log: Default::default(),
             lock: self.lock,
             reads: Default::default(),

@@ -24,6 +24,14 @@ impl RedactedUrl {
         }
     }
 
+    /// Several URLs (the seed nodes of a cluster), each redacted, joined by `,`.
+    pub(crate) fn list(urls: &[String]) -> Self {
+        let redacted: Vec<String> = urls.iter().map(|u| redact(u)).collect();
+        Self {
+            redacted: redacted.join(","),
+        }
+    }
+
     /// The redacted text.
     pub fn as_str(&self) -> &str {
         &self.redacted

@@ -5,11 +5,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Pool, PoolError, Runtime};
 
-use super::shared_connection::{Leased, SharedConnection};
+use super::shared_connection::{LeasePool, Leased, SharedConnection};
 use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, Permit};
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
@@ -20,13 +20,24 @@ const BULK_BYTES: usize = 64 * 1024;
 
 /// Which connection a command travels on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Lane {
+pub(super) enum Lane {
     Ordinary,
     Bulk,
 }
 
+impl Lane {
+    /// The lane for a write of `bytes`.
+    pub(super) fn for_write(bytes: usize) -> Lane {
+        if bytes >= BULK_BYTES {
+            Lane::Bulk
+        } else {
+            Lane::Ordinary
+        }
+    }
+}
+
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes.
-const SCAN_BATCH: usize = 500;
+pub(super) const SCAN_BATCH: usize = 500;
 
 /// Deletes a lock only if it still holds our token.
 const RELEASE_LOCK: &str = r#"
@@ -42,10 +53,17 @@ pub(crate) struct RedisSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) breaker: BreakerSettings,
+    /// PEM root certificates to trust for `rediss://` instead of the
+    /// webpki roots (`CacheBuilder::tls_ca_file`).
+    pub(crate) tls_ca: Option<Vec<u8>>,
 }
 
-pub(crate) struct RedisBackend {
-    connections: SharedConnection,
+/// One Redis server (`P` = deadpool-redis's [`Pool`]) or a Redis Cluster
+/// (`P` = [`ClusterPool`](super::cluster::ClusterPool)): the same breaker,
+/// leases, time budget and error mapping; the commands that differ
+/// (`set_many`, `delete_matching`) live in an `impl` per kind.
+pub(crate) struct RedisBackend<P: LeasePool = Pool> {
+    connections: SharedConnection<P>,
     breaker: CircuitBreaker,
     url: RedactedUrl,
     response_timeout: Duration,
@@ -53,7 +71,7 @@ pub(crate) struct RedisBackend {
     release_lock: redis::Script,
 }
 
-impl std::fmt::Debug for RedisBackend {
+impl<P: LeasePool> std::fmt::Debug for RedisBackend<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
             .field("url", &self.url)
@@ -63,7 +81,7 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-impl RedisBackend {
+impl RedisBackend<Pool> {
     /// Validates the URL and sets up the pool; no connection is made yet.
     pub(crate) fn new(settings: RedisSettings) -> Result<Self> {
         let url = RedactedUrl::new(&settings.url);
@@ -71,8 +89,7 @@ impl RedisBackend {
             url: url.clone(),
             reason: describe_url_error(&e),
         };
-        let info = redis::IntoConnectionInfo::into_connection_info(settings.url.as_str())
-            .map_err(invalid)?;
+        let info = connection_info(&settings.url, settings.tls_ca.as_deref()).map_err(invalid)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
@@ -88,14 +105,24 @@ impl RedisBackend {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Self {
-            connections: SharedConnection::new(pool, connections),
+        Ok(Self::with_pool(pool, url, &settings))
+    }
+}
+
+impl<P: LeasePool> RedisBackend<P>
+where
+    P::Conn: ConnectionLike,
+{
+    /// The backend over `pool`; no connection is made yet.
+    pub(super) fn with_pool(pool: P, url: RedactedUrl, settings: &RedisSettings) -> Self {
+        Self {
+            connections: SharedConnection::new(pool, settings.connections.max(1)),
             breaker: CircuitBreaker::new(settings.breaker),
             url,
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
             release_lock: redis::Script::new(RELEASE_LOCK),
-        })
+        }
     }
 
     pub(crate) fn url(&self) -> &RedactedUrl {
@@ -113,17 +140,17 @@ impl RedisBackend {
     /// Runs one command through the circuit breaker on a leased connection:
     /// at most `connect_timeout` waiting for a connection (only when one must
     /// be made) plus `response_timeout` (redis-rs's, per request) for the reply.
-    async fn run<T, F, Fut>(&self, command: F) -> Result<T>
+    pub(super) async fn run<T, F, Fut>(&self, command: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
         self.run_on(Lane::Ordinary, command).await
     }
 
-    async fn run_on<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
+    pub(super) async fn run_on<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
         let permit = self.breaker.permit();
@@ -140,7 +167,7 @@ impl RedisBackend {
         outcome
     }
 
-    async fn lease(&self, lane: Lane) -> Result<Leased> {
+    async fn lease(&self, lane: Lane) -> Result<Leased<P::Conn>> {
         let slot = match lane {
             Lane::Ordinary => self.connections.pick_slot(),
             Lane::Bulk => self.connections.bulk_slot(),
@@ -177,7 +204,7 @@ impl RedisBackend {
 
     async fn run_unguarded<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
         let leased = self.lease(lane).await?;
@@ -211,11 +238,7 @@ impl RedisBackend {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
-        let lane = if value.len() >= BULK_BYTES {
-            Lane::Bulk
-        } else {
-            Lane::Ordinary
-        };
+        let lane = Lane::for_write(value.len());
         self.run_on(lane, |mut c| async move { cmd.query_async(&mut c).await })
             .await
     }
@@ -227,36 +250,6 @@ impl RedisBackend {
         }
         self.run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
             .await
-    }
-
-    /// One pipeline of `SET key value [PX ttl]`.
-    pub(crate) async fn set_many(
-        &self,
-        entries: &[(String, std::sync::Arc<Vec<u8>>)],
-        ttl: Option<Duration>,
-    ) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let total: usize = entries.iter().map(|(_, e)| e.len()).sum();
-        let lane = if total >= BULK_BYTES {
-            Lane::Bulk
-        } else {
-            Lane::Ordinary
-        };
-        let mut pipe = redis::pipe();
-        for (key, entry) in entries {
-            let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
-            if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(ttl_millis(ttl));
-            }
-            cmd.ignore();
-        }
-        self.run_on(
-            lane,
-            |mut c| async move { pipe.query_async::<()>(&mut c).await },
-        )
-        .await
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
@@ -299,6 +292,44 @@ impl RedisBackend {
         .await
     }
 
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.run(|mut c| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+}
+
+impl RedisBackend<Pool> {
+    /// One pipeline of `SET key value [PX ttl]`.
+    pub(crate) async fn set_many(
+        &self,
+        entries: &[(String, std::sync::Arc<Vec<u8>>)],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let total: usize = entries.iter().map(|(_, e)| e.len()).sum();
+        let lane = Lane::for_write(total);
+        let mut pipe = redis::pipe();
+        for (key, entry) in entries {
+            let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ttl_millis(ttl));
+            }
+            cmd.ignore();
+        }
+        self.run_on(
+            lane,
+            |mut c| async move { pipe.query_async::<()>(&mut c).await },
+        )
+        .await
+    }
+
     /// `SCAN … MATCH` + `UNLINK` in batches: never `KEYS`, which blocks the
     /// server for as long as it takes to walk the whole keyspace.
     pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
@@ -338,24 +369,41 @@ impl RedisBackend {
             cursor = next;
         }
     }
-
-    pub(crate) async fn ping(&self) -> Result<()> {
-        self.run(|mut c| async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut c)
-                .await
-                .map(drop)
-        })
-        .await
-    }
 }
 
 /// PX takes whole milliseconds; a sub-millisecond ttl still expires.
-fn ttl_millis(ttl: Duration) -> u64 {
+pub(super) fn ttl_millis(ttl: Duration) -> u64 {
     ttl.as_millis().clamp(1, u64::MAX as u128) as u64
 }
 
-fn describe_url_error(e: &RedisError) -> String {
+/// Parses `url`; with `tls_ca` (PEM), a `rediss://` connection trusts
+/// exactly those roots.
+pub(super) fn connection_info(
+    url: &str,
+    tls_ca: Option<&[u8]>,
+) -> std::result::Result<redis::ConnectionInfo, RedisError> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+    let Some(_ca) = tls_ca else {
+        return Ok(info);
+    };
+    #[cfg(feature = "tls")]
+    {
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(_ca.to_vec()),
+        };
+        Ok(redis::Client::build_with_tls(info, certificates)?
+            .get_connection_info()
+            .clone())
+    }
+    #[cfg(not(feature = "tls"))]
+    Err(RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "a TLS CA file needs the `tls` cargo feature of cache-memoize",
+    )))
+}
+
+pub(super) fn describe_url_error(e: &RedisError) -> String {
     let text = e.to_string();
     if text.contains("TLS") || text.contains("tls") {
         format!("{text} (rediss:// needs the `tls` cargo feature of cache-memoize)")

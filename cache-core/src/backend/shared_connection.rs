@@ -11,6 +11,7 @@
 //! `LEASE_RENEW_AFTER`), and replaces them: a lease whose connection broke is
 //! detached from the pool, and the next request checks out a fresh one.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,44 +21,77 @@ use arc_swap::ArcSwapOption;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::{Pool, PoolError};
 
+/// A deadpool pool whose objects are multiplexed connections that can be
+/// cloned and shared: a single Redis ([`Pool`] of `MultiplexedConnection`s)
+/// or a Redis Cluster (see `super::cluster`).
+pub(crate) trait LeasePool: Send + Sync + 'static {
+    /// The shared connection handed to each request.
+    type Conn: Clone + Send + Sync;
+    /// The pool object a slot holds while it leases its connection.
+    type Object: Send;
+    /// Checks an object out of the pool (creating or recycling a connection).
+    fn checkout(&self) -> impl Future<Output = Result<Self::Object, PoolError>> + Send;
+    /// The object's connection.
+    fn connection(object: &Self::Object) -> Self::Conn;
+    /// Removes a broken object from the pool for good.
+    fn detach(object: Self::Object);
+}
+
+impl LeasePool for Pool {
+    type Conn = MultiplexedConnection;
+    type Object = deadpool_redis::Connection;
+
+    fn checkout(&self) -> impl Future<Output = Result<Self::Object, PoolError>> + Send {
+        self.get()
+    }
+
+    fn connection(object: &Self::Object) -> MultiplexedConnection {
+        (**object).clone()
+    }
+
+    fn detach(object: Self::Object) {
+        drop(deadpool_redis::Connection::take(object));
+    }
+}
+
 /// How long a slot keeps one pool object before returning it, so that
 /// deadpool's recycle check (`PING`) runs now and then.
 const LEASE_RENEW_AFTER: Duration = Duration::from_secs(30);
 
-struct Lease {
-    conn: MultiplexedConnection,
+struct Lease<P: LeasePool> {
+    conn: P::Conn,
     /// Taken out when the lease is discarded (the connection broke).
-    object: std::sync::Mutex<Option<deadpool_redis::Connection>>,
+    object: std::sync::Mutex<Option<P::Object>>,
     generation: u64,
     leased_at: Instant,
 }
 
-struct Slot {
+struct Slot<P: LeasePool> {
     /// Read on every request: lock-free, so concurrent requests on two cores
     /// do not bounce a lock's cache line.
-    lease: ArcSwapOption<Lease>,
+    lease: ArcSwapOption<Lease<P>>,
     renewing: tokio::sync::Mutex<()>,
 }
 
 /// A handle on one leased connection; report failures through
 /// [`SharedConnection::discard`] with it.
-pub(crate) struct Leased {
-    pub(crate) conn: MultiplexedConnection,
+pub(crate) struct Leased<C> {
+    pub(crate) conn: C,
     slot: usize,
     generation: u64,
 }
 
-pub(crate) struct SharedConnection {
-    pool: Pool,
-    slots: Vec<Slot>,
+pub(crate) struct SharedConnection<P: LeasePool = Pool> {
+    pool: P,
+    slots: Vec<Slot<P>>,
     next_slot: AtomicUsize,
     generations: AtomicU64,
 }
 
-impl SharedConnection {
+impl<P: LeasePool> SharedConnection<P> {
     /// `connections` shared connections for ordinary requests, plus one
     /// bulk lane for large writes (see [`bulk_slot`](Self::bulk_slot)).
-    pub(crate) fn new(pool: Pool, connections: usize) -> Self {
+    pub(crate) fn new(pool: P, connections: usize) -> Self {
         let slots = (0..connections.max(1) + 1)
             .map(|_| Slot {
                 lease: ArcSwapOption::empty(),
@@ -90,7 +124,7 @@ impl SharedConnection {
     }
 
     /// The slot's connection, if it has a fresh one (the fast path).
-    pub(crate) fn current(&self, slot_index: usize) -> Option<Leased> {
+    pub(crate) fn current(&self, slot_index: usize) -> Option<Leased<P::Conn>> {
         let guard = self.slots[slot_index].lease.load();
         guard
             .as_ref()
@@ -104,7 +138,7 @@ impl SharedConnection {
 
     /// Leases a new connection for the slot (the slow path): waits for the
     /// pool, which creates and health-checks connections.
-    pub(crate) async fn renew(&self, slot_index: usize) -> Result<Leased, PoolError> {
+    pub(crate) async fn renew(&self, slot_index: usize) -> Result<Leased<P::Conn>, PoolError> {
         let slot = &self.slots[slot_index];
         // One renewal per slot at a time; the others wait and take its result.
         let _renewing = slot.renewing.lock().await;
@@ -114,8 +148,8 @@ impl SharedConnection {
         // Return the old object first, so the pool recycles (PINGs) it and
         // may hand it straight back.
         drop(self.slots[slot_index].lease.swap(None));
-        let object = self.pool.get().await?;
-        let conn = (*object).clone();
+        let object = self.pool.checkout().await?;
+        let conn = P::connection(&object);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let leased = Leased {
             conn: conn.clone(),
@@ -134,7 +168,7 @@ impl SharedConnection {
     /// Drops the connection `leased` came from (if it is still the slot's),
     /// removing it from the pool: it broke, and the next request must not
     /// reuse it.
-    pub(crate) fn discard(&self, leased: &Leased) {
+    pub(crate) fn discard(&self, leased: &Leased<P::Conn>) {
         let slot = &self.slots[leased.slot];
         let current = slot.lease.load_full();
         let Some(lease) = current.filter(|l| l.generation == leased.generation) else {
@@ -150,7 +184,7 @@ impl SharedConnection {
                 .take();
             if let Some(object) = object {
                 // Detach from the pool so deadpool creates a new connection.
-                drop(deadpool_redis::Connection::take(object));
+                P::detach(object);
             }
         }
     }

@@ -1,0 +1,293 @@
+//! The Redis Cluster backend: the same breaker, time budget and leases as
+//! for one Redis (see [`RedisBackend`]), over redis-rs's cluster connection.
+//!
+//! A `ClusterConnection` is itself multiplexed and routes every command to
+//! the master of its key's hash slot (following `MOVED`/`ASK` and refreshing
+//! the slot map), so it is leased and shared exactly like a single server's
+//! `MultiplexedConnection`. deadpool manages it through [`ClusterManager`]
+//! rather than deadpool-redis's cluster `Manager`, because that one cannot
+//! set connect/response timeouts, retries or TLS roots: without them a dead
+//! master would stall a call through redis-rs's default 16 retries instead
+//! of failing open within the configured timeout.
+//!
+//! What differs from one server:
+//! * `get_many`: the same `MGET`, which redis-rs splits into one `MGET` per
+//!   hash slot, sent concurrently and recombined in order;
+//! * `set_many`: one pipeline per hash slot, sent concurrently;
+//! * `delete_matching`: `SCAN` on every master (a cluster `SCAN` only walks
+//!   one node), `UNLINK` routed per slot;
+//! * locks: `SET NX PX` and the compare-and-delete script touch one key, so
+//!   one slot, and route like any other command.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleResult};
+use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use deadpool_redis::redis::{self, RedisError};
+use deadpool_redis::PoolError;
+
+use super::redis::SCAN_BATCH;
+use super::redis::{connection_info, describe_url_error, ttl_millis, Lane, RedisSettings};
+use super::shared_connection::LeasePool;
+use super::RedisBackend;
+use crate::error::{Error, Result};
+use crate::key::KeyMatcher;
+use crate::redacted_url::RedactedUrl;
+
+/// Creates cluster connections with this crate's timeouts and TLS roots, and
+/// health-checks them with `PING` when a lease is renewed.
+pub(crate) struct ClusterManager {
+    client: ClusterClient,
+}
+
+impl managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> std::result::Result<ClusterConnection, RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        redis::cmd("PING").query_async::<String>(conn).await?;
+        Ok(())
+    }
+}
+
+/// A deadpool pool of cluster connections.
+pub(crate) type ClusterPool = managed::Pool<ClusterManager>;
+
+impl LeasePool for ClusterPool {
+    type Conn = ClusterConnection;
+    type Object = managed::Object<ClusterManager>;
+
+    fn checkout(
+        &self,
+    ) -> impl std::future::Future<Output = std::result::Result<Self::Object, PoolError>> + Send
+    {
+        self.get()
+    }
+
+    fn connection(object: &Self::Object) -> ClusterConnection {
+        (**object).clone()
+    }
+
+    fn detach(object: Self::Object) {
+        drop(managed::Object::take(object));
+    }
+}
+
+impl RedisBackend<ClusterPool> {
+    /// A backend for the cluster the `seeds` (node URLs, see
+    /// `CacheBuilder::cluster_urls`) belong to; `settings.url` is not used.
+    /// Validates the URLs but makes no connection yet.
+    pub(crate) fn cluster(seeds: &[String], settings: RedisSettings) -> Result<Self> {
+        if seeds.is_empty() {
+            return Err(Error::Config(
+                "cluster_urls needs at least one node URL, e.g. redis://10.0.0.1:7000".into(),
+            ));
+        }
+        let url = RedactedUrl::list(seeds);
+        let invalid = |e: RedisError| Error::InvalidUrl {
+            url: url.clone(),
+            reason: describe_url_error(&e),
+        };
+        let infos = seeds
+            .iter()
+            .map(|seed| connection_info(seed, None))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let mut client = ClusterClientBuilder::new(infos)
+            .connection_timeout(settings.connect_timeout)
+            .response_timeout(settings.response_timeout)
+            // A failing node is the circuit breaker's business: one retry
+            // follows a MOVED/ASK redirection, more would only stall callers.
+            .retries(1);
+        #[cfg(feature = "tls")]
+        if let Some(ca) = &settings.tls_ca {
+            client = client.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        if settings.tls_ca.is_some() {
+            return Err(Error::Config(
+                "a TLS CA file needs the `tls` cargo feature of cache-memoize".into(),
+            ));
+        }
+        let client = client.build().map_err(invalid)?;
+        let pool = managed::Pool::builder(ClusterManager { client })
+            .max_size((settings.connections.max(1) + 1) * 2)
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.response_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self::with_pool(pool, url, &settings))
+    }
+
+    /// One pipeline of `SET key value [PX ttl]` per hash slot (a pipeline
+    /// is routed to one node, and its keys must share a slot), all sent at once.
+    pub(crate) async fn set_many(
+        &self,
+        entries: &[(String, Arc<Vec<u8>>)],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let mut by_slot: BTreeMap<u16, Vec<&(String, Arc<Vec<u8>>)>> = BTreeMap::new();
+        for entry in entries {
+            by_slot.entry(hash_slot(&entry.0)).or_default().push(entry);
+        }
+        let writes = by_slot.into_values().map(|group| {
+            let total: usize = group.iter().map(|(_, e)| e.len()).sum();
+            let lane = Lane::for_write(total);
+            let mut pipe = redis::pipe();
+            for (key, entry) in group {
+                let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
+                if let Some(ttl) = ttl {
+                    cmd.arg("PX").arg(ttl_millis(ttl));
+                }
+                cmd.ignore();
+            }
+            self.run_on(
+                lane,
+                |mut c| async move { pipe.query_async::<()>(&mut c).await },
+            )
+        });
+        futures::future::try_join_all(writes).await.map(drop)
+    }
+
+    /// `SCAN … MATCH` on every master, `UNLINK` of what matched (redis-rs
+    /// splits it per slot): a cluster-wide prefix delete.
+    pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
+        let nodes: String = self
+            .run(|mut c| async move {
+                let value = c
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("NODES").clone(),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await?;
+                Ok(redis::from_redis_value(value)?)
+            })
+            .await?;
+        let mut deleted = 0;
+        for (host, port) in masters(&nodes) {
+            deleted += self.delete_matching_on(&host, port, matcher).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_matching_on(&self, host: &str, port: u16, matcher: &KeyMatcher) -> Result<u64> {
+        let glob = matcher.glob();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&glob)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .clone();
+            let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: host.to_owned(),
+                port,
+            });
+            let (next, keys): (u64, Vec<String>) = self
+                .run(|mut c| async move {
+                    Ok(redis::from_redis_value(c.route_command(scan, node).await?)?)
+                })
+                .await?;
+            let keys: Vec<String> = keys.into_iter().filter(|k| matcher.matches(k)).collect();
+            if !keys.is_empty() {
+                deleted += self
+                    .run(|mut c| async move {
+                        redis::cmd("UNLINK")
+                            .arg(&keys)
+                            .query_async::<u64>(&mut c)
+                            .await
+                    })
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// The reachable masters in a `CLUSTER NODES` reply, as (host, port).
+fn masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let is_master = flags.split(',').any(|f| f == "master");
+            let unusable = flags
+                .split(',')
+                .any(|f| matches!(f, "fail" | "handshake" | "noaddr"));
+            if !is_master || unusable {
+                return None;
+            }
+            // host:port@cport[,hostname]
+            let host_port = address.split('@').next()?;
+            let (host, port) = host_port.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The cluster hash slot of `key`: CRC16 (XMODEM) of the key, or of its
+/// `{hash tag}` when it has a non-empty one, modulo 16384.
+fn hash_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = match bytes.iter().position(|&b| b == b'{') {
+        Some(open) => match bytes[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % 16384
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_slots_match_the_cluster_spec() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(hash_slot("foo"), 12182);
+        assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
+        assert_eq!(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}"));
+        assert_eq!(hash_slot("foo{{bar}}zap"), hash_slot("{bar"));
+    }
+
+    #[test]
+    fn masters_are_read_from_cluster_nodes() {
+        let nodes = "\
+a1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:30002@40002 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:30003@40003,host3 master,fail - 0 0 3 connected
+d4 127.0.0.1:30004@40004 slave a1 0 0 1 connected
+";
+        assert_eq!(
+            masters(nodes),
+            vec![("127.0.0.1".into(), 30001), ("127.0.0.1".into(), 30002)]
+        );
+    }
+}
