@@ -2,7 +2,6 @@
 //! fail-open memoizing path the `#[cache_memoize]` attribute calls.
 
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,7 +52,6 @@ pub(crate) struct Inner {
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) stats: Stats,
     pub(crate) flights: SingleFlight<Landing>,
-    pub(crate) landings: AtomicU64,
     pub(crate) log: ThrottledLog,
     pub(crate) lock: LockSettings,
     pub(crate) reads: ReadCoalescer,

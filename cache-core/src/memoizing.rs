@@ -3,7 +3,6 @@
 //! with the callers that waited for it.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -52,7 +51,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let landings_before = self.inner.landings.load(Ordering::Acquire);
+        let mark_before = self.inner.flights.landing_mark(full);
         let mut backend_ok = true;
         // The backend steps are boxed: a call in flight then holds only the
         // step it is in, not the largest of them (memory per in-flight call).
@@ -83,7 +82,7 @@ impl Cache {
         // join; then its value is in the store and computing again is waste.
         if leader.is_some()
             && backend_ok
-            && self.inner.landings.load(Ordering::Acquire) != landings_before
+            && self.inner.flights.landing_mark(full) != mark_before
         {
             if let Lookup::Hit(value, payload) = Box::pin(self.lookup::<S>(mode, full)).await {
                 self.land(leader, Landing::Value(payload));
@@ -124,7 +123,6 @@ impl Cache {
 
     fn land(&self, leader: Option<LeaderGuard<'_, Landing>>, landing: Landing) {
         if let Some(leader) = leader {
-            self.inner.landings.fetch_add(1, Ordering::AcqRel);
             leader.land(landing);
         }
     }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -42,9 +43,16 @@ type Flight<V> = Arc<FlightState<V>>;
 /// Lock shards, so that flights of different keys rarely contend.
 const SHARDS: usize = 16;
 
+/// Slots of the landing marks (see [`SingleFlight::landing_mark`]).
+const MARKS: usize = 1024;
+
 #[derive(Debug)]
 pub(crate) struct SingleFlight<V> {
     shards: [Mutex<HashMap<String, Flight<V>>>; SHARDS],
+    /// Bumped when a flight lands, in the slot of its key's hash: a caller
+    /// that read the mark before its lookup and finds it changed after
+    /// becoming leader knows a flight of (probably) its key landed meanwhile.
+    marks: Box<[AtomicU64]>,
     hasher: RandomState,
 }
 
@@ -52,8 +60,18 @@ impl<V> Default for SingleFlight<V> {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::default()),
+            marks: (0..MARKS).map(|_| AtomicU64::new(0)).collect(),
             hasher: RandomState::new(),
         }
+    }
+}
+
+impl<V> SingleFlight<V> {
+    /// The landing mark of `key`'s slot. Keys share slots, so a change may
+    /// be another key's landing: the cost is one extra lookup, never a
+    /// wrong value.
+    pub(crate) fn landing_mark(&self, key: &str) -> u64 {
+        self.marks[self.hasher.hash_one(key) as usize % MARKS].load(Ordering::Acquire)
     }
 }
 
@@ -106,6 +124,11 @@ impl<V: Clone> LeaderGuard<'_, V> {
     }
 
     fn finish(&self, result: Option<V>) {
+        if result.is_some() {
+            // Before the removal, so whoever joins after it sees the mark.
+            let slot = self.flights.hasher.hash_one(&self.key) as usize % MARKS;
+            self.flights.marks[slot].fetch_add(1, Ordering::AcqRel);
+        }
         // Remove first: a caller arriving after this point starts afresh.
         self.remove();
         let mut outcome = self
