@@ -348,6 +348,7 @@ impl Cache {
 
     pub(crate) fn backend_error(&self, operation: &str, error: &Error) {
         Stats::bump(&self.inner.stats.errors);
+        crate::function_stats::note_backend_error();
         self.inner.log.warn(&self.inner.name, operation, error);
     }
 

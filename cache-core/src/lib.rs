@@ -27,6 +27,7 @@ mod cache;
 mod circuit_breaker;
 pub mod codec;
 mod error;
+mod function_stats;
 pub mod key;
 pub mod memoized;
 mod memoizing;
@@ -35,7 +36,7 @@ mod redacted_url;
 pub mod registry;
 mod single_flight;
 mod stampede_lock;
-mod stats;
+pub mod stats;
 pub mod store;
 mod throttled_log;
 

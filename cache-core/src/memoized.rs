@@ -8,13 +8,14 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::{Cache, CallOptions};
 use crate::error::CodecError;
+use crate::function_stats::{self, Outcome};
 use crate::key::FullKey;
 use crate::store::{self, StorePolicy};
 
@@ -187,12 +188,17 @@ impl Memoized {
             on_miss(&args);
             return body(args).await;
         };
+        let started = Instant::now();
+        let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
-        let result = self
+        let memoizing = self
             .cache
-            .memoize(&key, self.options, compute, policy.stored, policy.wrap)
-            .await;
+            .memoize(&key, self.options, compute, policy.stored, policy.wrap);
+        let (result, failed) =
+            tracing::Instrument::instrument(function_stats::watch_errors(memoizing), span.clone())
+                .await;
+        self.record(&pending, failed, started, &span);
         pending.finish(on_hit);
         result
     }
@@ -217,13 +223,49 @@ impl Memoized {
             on_miss(&args);
             return body(args);
         };
+        let started = Instant::now();
+        let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
-        let result =
-            self.cache
-                .memoize_blocking(&key, self.options, compute, policy.stored, policy.wrap);
+        let (result, failed) = span.in_scope(|| {
+            function_stats::watch_errors_blocking(|| {
+                self.cache
+                    .memoize_blocking(&key, self.options, compute, policy.stored, policy.wrap)
+            })
+        });
+        self.record(&pending, failed, started, &span);
         pending.finish(on_hit);
         result
+    }
+
+    /// The `tracing` span of one call (DEBUG; its fields are only computed
+    /// when a subscriber wants it).
+    fn span(&self, key: &FullKey) -> tracing::Span {
+        let key = key.as_str();
+        tracing::debug_span!(
+            "memoized",
+            function = %self.prefix,
+            key_hash = key.rsplit_once(':').map_or(key, |(_, hash)| hash),
+            outcome = tracing::field::Empty,
+        )
+    }
+
+    /// Counts the call in the function's stats and metrics, and puts its
+    /// outcome on its span.
+    fn record<Args>(
+        &self,
+        pending: &Pending<Args>,
+        failed: bool,
+        started: Instant,
+        span: &tracing::Span,
+    ) {
+        let outcome = match (failed, pending.0.is_some()) {
+            (true, _) => Outcome::Error,
+            (false, true) => Outcome::Hit,
+            (false, false) => Outcome::Miss,
+        };
+        function_stats::record(&self.prefix, outcome, started.elapsed());
+        span.record("outcome", outcome.as_str());
     }
 
     /// Deletes the entry of the call with these key parts (`foo_invalidate`):

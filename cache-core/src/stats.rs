@@ -1,8 +1,11 @@
-//! Counters a cache keeps about itself.
+//! Counters a cache keeps about itself ([`StatsSnapshot`], from
+//! [`Cache::stats`](crate::Cache::stats)), and counters per memoized
+//! function ([`function_stats`], also exported through the `metrics` crate).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::circuit_breaker::BreakerState;
+pub use crate::function_stats::{function_stats, function_stats_of, FunctionStats};
 
 /// Live counters; read them with [`Cache::stats`](crate::Cache::stats).
 #[derive(Debug, Default)]

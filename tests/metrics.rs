@@ -1,0 +1,136 @@
+//! Per-function hits, misses, errors and latency: the plain snapshot, the
+//! `metrics` export (rendered by the Prometheus exporter) and the `tracing`
+//! span of each call.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use cache_memoize::stats::function_stats_of;
+use cache_memoize::{cache_memoize, registry, BreakerSettings, Cache};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The process's Prometheus recorder, installed before any memoized call
+/// (metric handles are registered on a function's first call).
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other recorder in this test binary")
+    })
+}
+
+#[cache_memoize(alias = "metrics-memory", prefix = "metrics::square")]
+async fn square(n: u64) -> u64 {
+    n * n
+}
+
+#[cache_memoize(alias = "metrics-down", prefix = "metrics::down")]
+fn cube(n: u64) -> u64 {
+    n * n * n
+}
+
+#[tokio::test]
+async fn hits_misses_and_latency_are_counted_and_exported() {
+    let exporter = prometheus();
+    registry::register("metrics-memory", Cache::memory());
+    for n in [1, 2, 1, 1, 2] {
+        assert_eq!(square(n).await, n * n);
+    }
+    let stats = function_stats_of("metrics::square").expect("counted");
+    assert_eq!((stats.hits, stats.misses, stats.errors), (3, 2, 0));
+    assert_eq!(stats.calls(), 5);
+    assert!(stats.max_latency > Duration::ZERO);
+    assert!(stats.mean_latency() <= stats.max_latency);
+    assert!((stats.hit_ratio() - 0.6).abs() < 1e-9);
+
+    let text = exporter.render();
+    for line in [
+        r#"cache_memoize_hits_total{function="metrics::square"} 3"#,
+        r#"cache_memoize_misses_total{function="metrics::square"} 2"#,
+        r#"cache_memoize_call_seconds_count{function="metrics::square"} 5"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[test]
+fn backend_errors_are_counted_per_function() {
+    let exporter = prometheus();
+    // Nothing listens on port 1: every lookup fails, the body still runs.
+    let cache = Cache::builder()
+        .url("redis://127.0.0.1:1/")
+        .connect_timeout(Duration::from_millis(200))
+        .circuit_breaker(BreakerSettings::default())
+        .build()
+        .unwrap();
+    registry::register("metrics-down", cache);
+    for n in 0..3 {
+        assert_eq!(cube(n), n * n * n);
+    }
+    let stats = function_stats_of("metrics::down").expect("counted");
+    assert_eq!((stats.hits, stats.misses, stats.errors), (0, 3, 3));
+    let text = exporter.render();
+    let line = r#"cache_memoize_errors_total{function="metrics::down"} 3"#;
+    assert!(text.contains(line), "missing {line} in\n{text}");
+}
+
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cache_memoize(alias = "metrics-span", prefix = "metrics::traced")]
+async fn traced(n: u64) -> u64 {
+    tracing::info!("computing {n}");
+    n + 1
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_call_runs_in_a_span_with_function_key_hash_and_outcome() {
+    let _ = prometheus();
+    registry::register("metrics-span", Cache::memory());
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    assert_eq!(traced(1).await, 2);
+    assert_eq!(traced(1).await, 2);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let hash = traced_cache_key(1).rsplit_once(':').unwrap().1.to_owned();
+    let closes: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
+    assert_eq!(closes.len(), 2, "{text}");
+    for (line, outcome) in closes.iter().zip(["miss", "hit"]) {
+        assert!(line.contains("memoized{"), "{line}");
+        assert!(line.contains("function=metrics::traced"), "{line}");
+        assert!(
+            line.contains(&format!("key_hash=\"{hash}\""))
+                || line.contains(&format!("key_hash={hash}")),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("outcome=\"{outcome}\""))
+                || line.contains(&format!("outcome={outcome}")),
+            "{line}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("memoized{") && l.contains("computing 1")),
+        "the body's events are inside the span: {text}"
+    );
+}
