@@ -105,19 +105,20 @@ impl RedisBackend<ClusterPool> {
             .map(|seed| connection_info(seed, None))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(invalid)?;
-        let mut client = ClusterClientBuilder::new(infos)
+        let client = ClusterClientBuilder::new(infos)
             .connection_timeout(settings.connect_timeout)
             .response_timeout(settings.response_timeout)
             // A failing node is the circuit breaker's business: one retry
             // follows a MOVED/ASK redirection, more would only stall callers.
             .retries(1);
         #[cfg(feature = "tls")]
-        if let Some(ca) = &settings.tls_ca {
-            client = client.certs(redis::TlsCertificates {
+        let client = match &settings.tls_ca {
+            Some(ca) => client.certs(redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(ca.clone()),
-            });
-        }
+            }),
+            None => client,
+        };
         #[cfg(not(feature = "tls"))]
         if settings.tls_ca.is_some() {
             return Err(Error::Config(
