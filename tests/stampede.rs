@@ -162,3 +162,43 @@ async fn a_dead_lock_holder_delays_others_by_at_most_the_lock_ttl() {
         "they did wait for the dead holder: {elapsed:?}"
     );
 }
+
+/// A service object per "process", each with its own cache (own connections,
+/// own single-flight state), memoizing with `lock = true`.
+struct PriceService {
+    cache: Cache,
+    runs: Arc<AtomicUsize>,
+}
+
+impl PriceService {
+    #[cache_memoize::cache_memoize(ttl = 60, lock = true, cache = self.cache, prefix = "stampede::price")]
+    async fn price(&self, id: u64) -> String {
+        let _ = id;
+        slow_value(&self.runs).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_option_of_the_attribute_makes_four_instances_compute_once() {
+    let _redis = redis();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let services: Vec<Arc<PriceService>> = (0..4)
+        .map(|_| {
+            Arc::new(PriceService {
+                cache: cache("stampede-attr", LockSettings::default()),
+                runs: runs.clone(),
+            })
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for service in &services {
+        for _ in 0..50 {
+            let service = service.clone();
+            tasks.push(tokio::spawn(async move { service.price(7).await }));
+        }
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "expensive");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

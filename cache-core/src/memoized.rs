@@ -131,6 +131,13 @@ impl Memoized {
         self
     }
 
+    /// Takes the cross-process stampede lock on a miss (`lock = true`), or
+    /// never (`lock = false`), whatever the cache's default.
+    pub fn locking(mut self, lock: bool) -> Self {
+        self.options = self.options.locking(lock);
+        self
+    }
+
     /// Computes and stores without looking up first (`foo_refresh`).
     pub fn refreshing(mut self) -> Self {
         self.options = self.options.refreshing();

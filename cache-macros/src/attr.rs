@@ -23,11 +23,12 @@ mod kw {
     syn::custom_keyword!(cache_none);
     syn::custom_keyword!(alias);
     syn::custom_keyword!(cache);
+    syn::custom_keyword!(lock);
 }
 
 /// Every option, in the order the docs list them.
 const OPTIONS: &str = "ttl, prefix, key, skip(..), extra, hit, miss, store_result, \
-                       cache_errors, cache_none, alias, cache";
+                       cache_errors, cache_none, alias, cache, lock";
 
 /// One option as written: the span of its name (where errors about it
 /// point) and its value.
@@ -59,6 +60,7 @@ pub(crate) struct Args {
     pub cache_none: Option<Setting<LitBool>>,
     pub alias: Option<Setting<LitStr>>,
     pub cache: Option<Setting<Expr>>,
+    pub lock: Option<Setting<LitBool>>,
     /// Mistakes found while parsing.
     pub errors: Vec<syn::Error>,
 }
@@ -110,6 +112,7 @@ impl Args {
             cache_none => |i, n| parse_bool(i, n, "cache_none = false"),
             alias => |i, n| eq_then(i, n, "alias", "alias = \"sessions\""),
             cache => |i, n| eq_then(i, n, "cache", "cache = self.cache"),
+            lock => |i, n| parse_bool(i, n, "lock = true"),
         }
         Err(unknown_option(input))
     }
@@ -137,7 +140,6 @@ fn unknown_option(input: ParseStream) -> syn::Error {
         "args_rewrite" | "key_generator_callable" => " (use `key = <expression>` instead)",
         "hit_callable" => " (django-cache-memoize's `hit_callable` is `hit` here)",
         "miss_callable" => " (django-cache-memoize's `miss_callable` is `miss` here)",
-        "lock" => " (concurrent misses in one process always share one computation)",
         _ => "",
     };
     syn::Error::new(

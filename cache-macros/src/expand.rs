@@ -273,7 +273,11 @@ fn spec(plan: &Plan, with_ttl: bool, refresh: bool) -> TokenStream {
             Ttl::Duration(expr) => quote_spanned!(expr.span()=> .ttl(#expr)),
         });
     let refresh = refresh.then(|| quote!(.refreshing()));
-    quote!(#p::Memoized::new(#cache, #prefix) #ttl #refresh)
+    let lock = args.lock.as_ref().map(|lock| {
+        let lock = &lock.value;
+        quote!(.locking(#lock))
+    });
+    quote!(#p::Memoized::new(#cache, #prefix) #ttl #refresh #lock)
 }
 
 /// `&[key_part(..), …]`: generic parameters, then the key expression or the
