@@ -33,8 +33,18 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 log "using $(redis-server --version)"
 
+# tests/tls.rs makes its CA and server certificates with the openssl command.
+if ! command -v openssl >/dev/null 2>&1; then
+    log "openssl not found on PATH; installing it with apt-get"
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y openssl
+fi
+
 # --all-features: the optional codecs (all-codecs), their tests, the
-# fastest_config example and the codecs bench (run once as a smoke test).
+# fastest_config example, the codecs bench (run once as a smoke test) and
+# the TLS tests (feature `tls`). tests/cluster.rs starts a local 3-master
+# Redis Cluster with redis-server and redis-cli.
 log "cargo test --workspace --all-targets --all-features"
 cargo test --workspace --all-targets --all-features
 

@@ -2,12 +2,15 @@
 //! `metrics` export (rendered by the Prometheus exporter) and the `tracing`
 //! span of each call.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+#[path = "support/captured_logs.rs"]
+mod captured_logs;
 
 use cache_memoize::stats::function_stats_of;
 use cache_memoize::{cache_memoize, registry, BreakerSettings, Cache};
+use captured_logs::CapturedLogs;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process's Prometheus recorder, installed before any memoized call
@@ -76,19 +79,6 @@ fn backend_errors_are_counted_per_function() {
     assert!(text.contains(line), "missing {line} in\n{text}");
 }
 
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cache_memoize(alias = "metrics-span", prefix = "metrics::traced")]
 async fn traced(n: u64) -> u64 {
     tracing::info!("computing {n}");
@@ -100,17 +90,16 @@ async fn each_call_runs_in_a_span_with_function_key_hash_and_outcome() {
     let _ = prometheus();
     registry::register("metrics-span", Cache::memory());
     let logs = CapturedLogs::default();
-    let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_ansi(false)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
+        .with_writer(logs.writer())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     assert_eq!(traced(1).await, 2);
     assert_eq!(traced(1).await, 2);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     let hash = traced_cache_key(1).rsplit_once(':').unwrap().1.to_owned();
     let closes: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
     assert_eq!(closes.len(), 2, "{text}");

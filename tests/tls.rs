@@ -6,14 +6,16 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "support/captured_logs.rs"]
+mod captured_logs;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cache_memoize::Cache;
+use captured_logs::CapturedLogs;
 
 const PASSWORD: &str = "tls-acl-Pw-83jd";
 const WRONG_PASSWORD: &str = "wrong-Pw-q7Lx2";
@@ -224,35 +226,14 @@ async fn a_missing_ca_file_is_a_configuration_error() {
     assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
 }
 
-/// Everything a tracing subscriber writes, for assertions.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLogs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_wrong_password_never_shows_in_errors_or_logs() {
     let server = TlsRedis::start();
     let logs = CapturedLogs::default();
-    let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
-        .with_writer(move || writer.clone())
+        .with_writer(logs.writer())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 

@@ -30,13 +30,15 @@ use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo}
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::PoolError;
 
-use super::redis::SCAN_BATCH;
 use super::redis::{connection_info, describe_url_error, ttl_millis, Lane, RedisSettings};
 use super::shared_connection::LeasePool;
 use super::RedisBackend;
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
+
+/// A key and its encoded entry, as `set_many` takes them.
+type Entry = (String, Arc<Vec<u8>>);
 
 /// Creates cluster connections with this crate's timeouts and TLS roots, and
 /// health-checks them with `PING` when a lease is renewed.
@@ -139,12 +141,8 @@ impl RedisBackend<ClusterPool> {
 
     /// One pipeline of `SET key value [PX ttl]` per hash slot (a pipeline
     /// is routed to one node, and its keys must share a slot), all sent at once.
-    pub(crate) async fn set_many(
-        &self,
-        entries: &[(String, Arc<Vec<u8>>)],
-        ttl: Option<Duration>,
-    ) -> Result<()> {
-        let mut by_slot: BTreeMap<u16, Vec<&(String, Arc<Vec<u8>>)>> = BTreeMap::new();
+    pub(crate) async fn set_many(&self, entries: &[Entry], ttl: Option<Duration>) -> Result<()> {
+        let mut by_slot: BTreeMap<u16, Vec<&Entry>> = BTreeMap::new();
         for entry in entries {
             by_slot.entry(hash_slot(&entry.0)).or_default().push(entry);
         }
@@ -189,42 +187,15 @@ impl RedisBackend<ClusterPool> {
     }
 
     async fn delete_matching_on(&self, host: &str, port: u16, matcher: &KeyMatcher) -> Result<u64> {
-        let glob = matcher.glob();
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let scan = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&glob)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .clone();
-            let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                host: host.to_owned(),
-                port,
-            });
-            let (next, keys): (u64, Vec<String>) = self
-                .run(|mut c| async move {
-                    Ok(redis::from_redis_value(c.route_command(scan, node).await?)?)
-                })
-                .await?;
-            let keys: Vec<String> = keys.into_iter().filter(|k| matcher.matches(k)).collect();
-            if !keys.is_empty() {
-                deleted += self
-                    .run(|mut c| async move {
-                        redis::cmd("UNLINK")
-                            .arg(&keys)
-                            .query_async::<u64>(&mut c)
-                            .await
-                    })
-                    .await?;
-            }
-            if next == 0 {
-                return Ok(deleted);
-            }
-            cursor = next;
-        }
+        let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.to_owned(),
+            port,
+        });
+        self.scan_and_unlink(matcher, |mut c, scan| {
+            let node = node.clone();
+            async move { Ok(redis::from_redis_value(c.route_command(scan, node).await?)?) }
+        })
+        .await
     }
 }
 

@@ -37,7 +37,7 @@ impl Lane {
 }
 
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes.
-pub(super) const SCAN_BATCH: usize = 500;
+const SCAN_BATCH: usize = 500;
 
 /// Deletes a lock only if it still holds our token.
 const RELEASE_LOCK: &str = r#"
@@ -333,25 +333,36 @@ impl RedisBackend<Pool> {
     /// `SCAN … MATCH` + `UNLINK` in batches: never `KEYS`, which blocks the
     /// server for as long as it takes to walk the whole keyspace.
     pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
+        self.scan_and_unlink(matcher, |mut c, scan| async move {
+            scan.query_async(&mut c).await
+        })
+        .await
+    }
+}
+
+impl<P: LeasePool> RedisBackend<P>
+where
+    P::Conn: ConnectionLike,
+{
+    /// Walks one server's keyspace with `SCAN … MATCH` (sent by `scan`, which
+    /// routes it) and `UNLINK`s the keys `matcher` accepts, batch by batch:
+    /// how many were deleted.
+    pub(super) async fn scan_and_unlink<S, Fut>(&self, matcher: &KeyMatcher, scan: S) -> Result<u64>
+    where
+        S: Fn(P::Conn, redis::Cmd) -> Fut,
+        Fut: Future<Output = std::result::Result<(u64, Vec<String>), RedisError>>,
+    {
         let glob = matcher.glob();
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .run(|mut c| {
-                    let glob = &glob;
-                    async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(glob)
-                            .arg("COUNT")
-                            .arg(SCAN_BATCH)
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
+            let mut step = redis::cmd("SCAN");
+            step.arg(cursor)
+                .arg("MATCH")
+                .arg(&glob)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            let (next, keys) = self.run(|c| scan(c, step)).await?;
             let keys: Vec<String> = keys.into_iter().filter(|k| matcher.matches(k)).collect();
             if !keys.is_empty() {
                 deleted += self
