@@ -10,7 +10,6 @@ mod captured_logs;
 
 use cache_memoize::stats::function_stats_of;
 use cache_memoize::{cache_memoize, registry, BreakerSettings, Cache};
-use captured_logs::CapturedLogs;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process's Prometheus recorder, installed before any memoized call
@@ -85,23 +84,19 @@ async fn traced(n: u64) -> u64 {
     n + 1
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn each_call_runs_in_a_span_with_function_key_hash_and_outcome() {
     let _ = prometheus();
     registry::register("metrics-span", Cache::memory());
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(logs.writer())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs::global_logs(tracing::Level::DEBUG);
     assert_eq!(traced(1).await, 2);
     assert_eq!(traced(1).await, 2);
     let text = logs.text();
     let hash = traced_cache_key(1).rsplit_once(':').unwrap().1.to_owned();
-    let closes: Vec<&str> = text.lines().filter(|l| l.contains("close")).collect();
+    let closes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("close") && l.contains("metrics::traced"))
+        .collect();
     assert_eq!(closes.len(), 2, "{text}");
     for (line, outcome) in closes.iter().zip(["miss", "hit"]) {
         assert!(line.contains("memoized{"), "{line}");

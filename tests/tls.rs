@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cache_memoize::Cache;
-use captured_logs::CapturedLogs;
 
 const PASSWORD: &str = "tls-acl-Pw-83jd";
 const WRONG_PASSWORD: &str = "wrong-Pw-q7Lx2";
@@ -226,17 +225,10 @@ async fn a_missing_ca_file_is_a_configuration_error() {
     assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn a_wrong_password_never_shows_in_errors_or_logs() {
     let server = TlsRedis::start();
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(logs.writer())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let logs = captured_logs::global_logs(tracing::Level::TRACE);
     let cache = tls_cache(&server, WRONG_PASSWORD);
     // The fail-open path computes, counts and logs the error.
     let n: u64 = cache.get_or_compute("k", None, || async { 7 }).await;

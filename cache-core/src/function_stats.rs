@@ -96,7 +96,11 @@ impl FunctionCounters {
         }
         let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         self.latency_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.max_latency_nanos.fetch_max(nanos, Ordering::Relaxed);
+        // A read first: the maximum rarely changes, and a contended
+        // read-modify-write on every call would bounce the cache line.
+        if nanos > self.max_latency_nanos.load(Ordering::Relaxed) {
+            self.max_latency_nanos.fetch_max(nanos, Ordering::Relaxed);
+        }
         self.exported.latency.record(latency.as_secs_f64());
     }
 

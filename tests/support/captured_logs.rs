@@ -35,3 +35,24 @@ impl Write for CapturedLogs {
         Ok(())
     }
 }
+
+/// The logs of the whole test binary: a global subscriber (installed on the
+/// first call, at `max_level`, with span close events) writing here. Global
+/// rather than `set_default`: tracing caches a callsite's interest across
+/// threads, so a thread-local subscriber can miss events while other tests
+/// run without one.
+pub fn global_logs(max_level: tracing::Level) -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(max_level)
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(logs.writer())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        logs
+    })
+}

@@ -20,7 +20,6 @@
 //!   one slot, and route like any other command.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleResult};
@@ -30,15 +29,12 @@ use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo}
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::PoolError;
 
-use super::redis::{connection_info, describe_url_error, ttl_millis, Lane, RedisSettings};
+use super::redis::{connection_info, describe_url_error, Entry, RedisSettings};
 use super::shared_connection::LeasePool;
 use super::RedisBackend;
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
-
-/// A key and its encoded entry, as `set_many` takes them.
-type Entry = (String, Arc<Vec<u8>>);
 
 /// Creates cluster connections with this crate's timeouts and TLS roots, and
 /// health-checks them with `PING` when a lease is renewed.
@@ -146,22 +142,9 @@ impl RedisBackend<ClusterPool> {
         for entry in entries {
             by_slot.entry(hash_slot(&entry.0)).or_default().push(entry);
         }
-        let writes = by_slot.into_values().map(|group| {
-            let total: usize = group.iter().map(|(_, e)| e.len()).sum();
-            let lane = Lane::for_write(total);
-            let mut pipe = redis::pipe();
-            for (key, entry) in group {
-                let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
-                if let Some(ttl) = ttl {
-                    cmd.arg("PX").arg(ttl_millis(ttl));
-                }
-                cmd.ignore();
-            }
-            self.run_on(
-                lane,
-                |mut c| async move { pipe.query_async::<()>(&mut c).await },
-            )
-        });
+        let writes = by_slot
+            .into_values()
+            .map(|group| self.write_pipeline(group, ttl));
         futures::future::try_join_all(writes).await.map(drop)
     }
 

@@ -18,16 +18,19 @@ use crate::redacted_url::RedactedUrl;
 /// Writes of at least this many bytes go over the bulk lane.
 const BULK_BYTES: usize = 64 * 1024;
 
+/// A key and its encoded entry, as `set_many` takes them.
+pub(super) type Entry = (String, std::sync::Arc<Vec<u8>>);
+
 /// Which connection a command travels on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Lane {
+enum Lane {
     Ordinary,
     Bulk,
 }
 
 impl Lane {
     /// The lane for a write of `bytes`.
-    pub(super) fn for_write(bytes: usize) -> Lane {
+    fn for_write(bytes: usize) -> Lane {
         if bytes >= BULK_BYTES {
             Lane::Bulk
         } else {
@@ -148,7 +151,7 @@ where
         self.run_on(Lane::Ordinary, command).await
     }
 
-    pub(super) async fn run_on<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
+    async fn run_on<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
     where
         F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
@@ -305,29 +308,11 @@ where
 
 impl RedisBackend<Pool> {
     /// One pipeline of `SET key value [PX ttl]`.
-    pub(crate) async fn set_many(
-        &self,
-        entries: &[(String, std::sync::Arc<Vec<u8>>)],
-        ttl: Option<Duration>,
-    ) -> Result<()> {
+    pub(crate) async fn set_many(&self, entries: &[Entry], ttl: Option<Duration>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let total: usize = entries.iter().map(|(_, e)| e.len()).sum();
-        let lane = Lane::for_write(total);
-        let mut pipe = redis::pipe();
-        for (key, entry) in entries {
-            let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
-            if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(ttl_millis(ttl));
-            }
-            cmd.ignore();
-        }
-        self.run_on(
-            lane,
-            |mut c| async move { pipe.query_async::<()>(&mut c).await },
-        )
-        .await
+        self.write_pipeline(entries, ttl).await
     }
 
     /// `SCAN … MATCH` + `UNLINK` in batches: never `KEYS`, which blocks the
@@ -344,6 +329,29 @@ impl<P: LeasePool> RedisBackend<P>
 where
     P::Conn: ConnectionLike,
 {
+    /// One pipeline of `SET key value [PX ttl]` for `entries`, on the bulk
+    /// lane when they are large.
+    pub(super) async fn write_pipeline<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a Entry>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let mut pipe = redis::pipe();
+        let mut total = 0;
+        for (key, entry) in entries {
+            total += entry.len();
+            let cmd = pipe.cmd("SET").arg(key).arg(entry.as_slice());
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ttl_millis(ttl));
+            }
+            cmd.ignore();
+        }
+        self.run_on(Lane::for_write(total), |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
     /// Walks one server's keyspace with `SCAN … MATCH` (sent by `scan`, which
     /// routes it) and `UNLINK`s the keys `matcher` accepts, batch by batch:
     /// how many were deleted.
@@ -383,7 +391,7 @@ where
 }
 
 /// PX takes whole milliseconds; a sub-millisecond ttl still expires.
-pub(super) fn ttl_millis(ttl: Duration) -> u64 {
+fn ttl_millis(ttl: Duration) -> u64 {
     ttl.as_millis().clamp(1, u64::MAX as u128) as u64
 }
 
