@@ -80,10 +80,7 @@ impl Cache {
         };
         // A flight for this key may have landed between our lookup and our
         // join; then its value is in the store and computing again is waste.
-        if leader.is_some()
-            && backend_ok
-            && self.inner.flights.landing_mark(full) != mark_before
-        {
+        if leader.is_some() && backend_ok && self.inner.flights.landing_mark(full) != mark_before {
             if let Lookup::Hit(value, payload) = Box::pin(self.lookup::<S>(mode, full)).await {
                 self.land(leader, Landing::Value(payload));
                 return wrap(value);
