@@ -639,3 +639,31 @@ async fn batches_read_and_write_many_keys_in_one_round_trip() {
         );
     }
 }
+
+/// More calls at once than requests the backend keeps on the wire (512):
+/// the rest wait their turn within the response timeout, and all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_in_flight_limit_is_served_without_errors() {
+    let _redis = redis();
+    let cache = Cache::builder()
+        .url(redis().url())
+        .prefix("burst")
+        .response_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..3_000u64)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_compute(&format!("k{i}"), None, || async move { i * 3 })
+                    .await
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(task.await.unwrap(), i as u64 * 3);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.errors, stats.stores), (0, 3_000), "{stats:?}");
+}

@@ -72,7 +72,16 @@ pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     response_timeout: Duration,
     connect_timeout: Duration,
     release_lock: redis::Script,
+    /// Requests on the wire at once. Each costs redis-rs about 1 KB while
+    /// it is in flight, so 10,000 concurrent calls would hold ~11 MB of
+    /// request state; beyond this many, requests wait their turn (within
+    /// the response timeout), which does not slow Redis down: 512 pipelined
+    /// requests keep it busy.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// See [`RedisBackend::in_flight`].
+const MAX_IN_FLIGHT: usize = 512;
 
 impl<P: LeasePool> std::fmt::Debug for RedisBackend<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +134,7 @@ where
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
             release_lock: redis::Script::new(RELEASE_LOCK),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -162,7 +172,47 @@ where
                 url: self.url.clone(),
             });
         }
-        let outcome = self.run_unguarded(lane, command).await;
+        let (_slot, budget) = match self.in_flight.try_acquire() {
+            Ok(slot) => (slot, None),
+            Err(_) => {
+                let waiting = std::time::Instant::now();
+                let slot = Box::pin(tokio::time::timeout(
+                    self.response_timeout,
+                    self.in_flight.acquire(),
+                ))
+                .await;
+                match slot {
+                    Ok(Ok(slot)) => (
+                        slot,
+                        Some(self.response_timeout.saturating_sub(waiting.elapsed())),
+                    ),
+                    _ => {
+                        if permit == Permit::Probe {
+                            self.breaker.failure(permit);
+                        }
+                        return Err(Error::Timeout {
+                            url: self.url.clone(),
+                            timeout: self.response_timeout,
+                        });
+                    }
+                }
+            }
+        };
+        let outcome = match budget {
+            None => self.run_unguarded(lane, command).await,
+            // Waited for a slot: the wait and the command share one timeout.
+            Some(left) => Box::pin(tokio::time::timeout(
+                left,
+                self.run_unguarded(lane, command),
+            ))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout {
+                    url: self.url.clone(),
+                    timeout: self.response_timeout,
+                })
+            }),
+        };
         match &outcome {
             Ok(_) => self.breaker.success(permit),
             Err(_) => self.breaker.failure(permit),
