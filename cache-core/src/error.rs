@@ -129,5 +129,23 @@ pub enum CodecError {
     },
 }
 
+impl CodecError {
+    /// A serializer's refusal, with its message.
+    pub fn serialize(serializer: &'static str, error: impl std::fmt::Display) -> Self {
+        CodecError::Serialize {
+            serializer,
+            message: error.to_string(),
+        }
+    }
+
+    /// Bytes that do not deserialize, with the serializer's message.
+    pub fn deserialize(serializer: &'static str, error: impl std::fmt::Display) -> Self {
+        CodecError::Deserialize {
+            serializer,
+            message: error.to_string(),
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

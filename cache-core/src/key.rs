@@ -204,10 +204,7 @@ pub fn args_hash<A: Serialize + ?Sized>(args: &A) -> Result<u128, CodecError> {
     let mut hasher = HashWriter(Xxh3::new());
     let mut ser = rmp_serde::Serializer::new(&mut hasher).with_struct_map();
     args.serialize(&mut ser)
-        .map_err(|e| CodecError::Serialize {
-            serializer: "msgpack (key)",
-            message: e.to_string(),
-        })?;
+        .map_err(|e| CodecError::serialize("msgpack (key)", e))?;
     Ok(hasher.0.digest128())
 }
 

@@ -3,7 +3,7 @@
 use cbor4ii::core::dec::Read as _;
 use cbor4ii::core::utils::SliceReader;
 
-use super::serializer::Serializer;
+use super::serializer::{Serializer, Visit};
 use crate::error::CodecError;
 
 /// CBOR (RFC 8949) via [cbor4ii](https://docs.rs/cbor4ii). Id 4.
@@ -28,11 +28,8 @@ impl CborSerializer {
     pub const ID: u8 = 4;
     const NAME: &'static str = "cbor";
 
-    fn deserialize_error(e: impl ToString) -> CodecError {
-        CodecError::Deserialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        }
+    fn deserialize_error(e: impl std::fmt::Display) -> CodecError {
+        CodecError::deserialize(Self::NAME, e)
     }
 }
 
@@ -48,18 +45,9 @@ impl Serializer for CborSerializer {
         value: &dyn erased_serde::Serialize,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        cbor4ii::serde::to_writer(out, &value).map_err(|e| CodecError::Serialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })
+        cbor4ii::serde::to_writer(out, &value).map_err(|e| CodecError::serialize(Self::NAME, e))
     }
-    fn deserialize<'de>(
-        &self,
-        bytes: &'de [u8],
-        visit: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
+    fn deserialize<'de>(&self, bytes: &'de [u8], visit: Visit<'_, 'de>) -> Result<(), CodecError> {
         let mut de = cbor4ii::serde::Deserializer::new(SliceReader::new(bytes));
         visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de))
             .map_err(Self::deserialize_error)?;

@@ -25,7 +25,7 @@ mod xz;
 mod zstd;
 
 pub use compressor::{Compressor, NoCompression, ZlibCompressor};
-pub use serializer::{JsonSerializer, MsgpackSerializer, Serializer};
+pub use serializer::{JsonSerializer, MsgpackSerializer, Serializer, Visit};
 pub use value_codec::{Codec, CodecBuilder, Payload, Serialized};
 
 #[cfg(feature = "brotli")]

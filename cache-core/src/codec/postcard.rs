@@ -1,6 +1,6 @@
 //! The postcard serializer: compact, varint-based, not self-describing.
 
-use super::serializer::Serializer;
+use super::serializer::{Serializer, Visit};
 use crate::error::CodecError;
 
 /// [postcard](https://docs.rs/postcard) via its serde support. Id 3.
@@ -27,11 +27,8 @@ impl PostcardSerializer {
     pub const ID: u8 = 3;
     const NAME: &'static str = "postcard";
 
-    fn deserialize_error(e: impl ToString) -> CodecError {
-        CodecError::Deserialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        }
+    fn deserialize_error(e: impl std::fmt::Display) -> CodecError {
+        CodecError::deserialize(Self::NAME, e)
     }
 }
 
@@ -49,18 +46,9 @@ impl Serializer for PostcardSerializer {
     ) -> Result<(), CodecError> {
         postcard::to_io(value, out)
             .map(drop)
-            .map_err(|e| CodecError::Serialize {
-                serializer: Self::NAME,
-                message: e.to_string(),
-            })
+            .map_err(|e| CodecError::serialize(Self::NAME, e))
     }
-    fn deserialize<'de>(
-        &self,
-        bytes: &'de [u8],
-        visit: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
+    fn deserialize<'de>(&self, bytes: &'de [u8], visit: Visit<'_, 'de>) -> Result<(), CodecError> {
         let mut de = postcard::Deserializer::from_bytes(bytes);
         visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de)).map_err(|e| {
             if e.to_string() == postcard::Error::WontImplement.to_string() {

@@ -36,13 +36,7 @@ pub trait Serializer: Send + Sync + fmt::Debug + 'static {
 
     /// Builds a deserializer over `bytes` and hands it to `visit`, which
     /// deserializes the caller's type from it.
-    fn deserialize<'de>(
-        &self,
-        bytes: &'de [u8],
-        visit: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError>;
+    fn deserialize<'de>(&self, bytes: &'de [u8], visit: Visit<'_, 'de>) -> Result<(), CodecError>;
 
     #[doc(hidden)]
     /// Lets the codec call built-in formats without dynamic dispatch.
@@ -50,6 +44,11 @@ pub trait Serializer: Send + Sync + fmt::Debug + 'static {
         None
     }
 }
+
+/// What [`Serializer::deserialize`] hands its deserializer to: the caller's
+/// code that deserializes its own type from it.
+pub type Visit<'v, 'de> =
+    &'v mut dyn FnMut(&mut dyn erased_serde::Deserializer<'de>) -> Result<(), erased_serde::Error>;
 
 /// Formats the codec knows how to call directly.
 #[doc(hidden)]
@@ -77,19 +76,13 @@ impl MsgpackSerializer {
         let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
         value
             .serialize(&mut ser)
-            .map_err(|e| CodecError::Serialize {
-                serializer: Self::NAME,
-                message: e.to_string(),
-            })
+            .map_err(|e| CodecError::serialize(Self::NAME, e))
     }
 
     pub(crate) fn deserialize_direct<T: serde::de::DeserializeOwned>(
         bytes: &[u8],
     ) -> Result<T, CodecError> {
-        rmp_serde::from_slice(bytes).map_err(|e| CodecError::Deserialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })
+        rmp_serde::from_slice(bytes).map_err(|e| CodecError::deserialize(Self::NAME, e))
     }
 }
 
@@ -107,19 +100,10 @@ impl Serializer for MsgpackSerializer {
     ) -> Result<(), CodecError> {
         Self::serialize_direct(value, out)
     }
-    fn deserialize<'de>(
-        &self,
-        bytes: &'de [u8],
-        visit: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
+    fn deserialize<'de>(&self, bytes: &'de [u8], visit: Visit<'_, 'de>) -> Result<(), CodecError> {
         let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
         let mut erased = <dyn erased_serde::Deserializer>::erase(&mut de);
-        visit(&mut erased).map_err(|e| CodecError::Deserialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })
+        visit(&mut erased).map_err(|e| CodecError::deserialize(Self::NAME, e))
     }
     fn builtin_format(&self) -> Option<BuiltinFormat> {
         Some(BuiltinFormat::Msgpack)
@@ -148,27 +132,12 @@ impl Serializer for JsonSerializer {
         value: &dyn erased_serde::Serialize,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        serde_json::to_writer(out, value).map_err(|e| CodecError::Serialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })
+        serde_json::to_writer(out, value).map_err(|e| CodecError::serialize(Self::NAME, e))
     }
-    fn deserialize<'de>(
-        &self,
-        bytes: &'de [u8],
-        visit: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
+    fn deserialize<'de>(&self, bytes: &'de [u8], visit: Visit<'_, 'de>) -> Result<(), CodecError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let mut erased = <dyn erased_serde::Deserializer>::erase(&mut de);
-        visit(&mut erased).map_err(|e| CodecError::Deserialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })?;
-        de.end().map_err(|e| CodecError::Deserialize {
-            serializer: Self::NAME,
-            message: e.to_string(),
-        })
+        visit(&mut erased).map_err(|e| CodecError::deserialize(Self::NAME, e))?;
+        de.end().map_err(|e| CodecError::deserialize(Self::NAME, e))
     }
 }

@@ -6,7 +6,7 @@
 use std::io;
 use std::sync::Arc;
 
-use super::serializer::BuiltinFormat;
+use super::serializer::{BuiltinFormat, Visit};
 use super::{Compressor, Serializer};
 use crate::error::CodecError;
 
@@ -24,13 +24,7 @@ impl<S: Serializer + ?Sized> Serializer for Arc<S> {
     ) -> Result<(), CodecError> {
         (**self).serialize(value, out)
     }
-    fn deserialize<'de>(
-        &self,
-        bytes: &'de [u8],
-        visit: &mut dyn FnMut(
-            &mut dyn erased_serde::Deserializer<'de>,
-        ) -> Result<(), erased_serde::Error>,
-    ) -> Result<(), CodecError> {
+    fn deserialize<'de>(&self, bytes: &'de [u8], visit: Visit<'_, 'de>) -> Result<(), CodecError> {
         (**self).deserialize(bytes, visit)
     }
     fn builtin_format(&self) -> Option<BuiltinFormat> {
