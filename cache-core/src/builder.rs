@@ -255,6 +255,8 @@ impl CacheBuilder {
             lock: self.lock,
             reads: Default::default(),
             coalesce_reads: self.coalesce_reads,
+            lookup_slots: tokio::sync::Semaphore::new(crate::memoizing::LOOKUP_SLOTS),
+            slot_wait: self.response_timeout,
         }))
     }
 

@@ -56,6 +56,10 @@ pub(crate) struct Inner {
     pub(crate) lock: LockSettings,
     pub(crate) reads: ReadCoalescer,
     pub(crate) coalesce_reads: bool,
+    /// Memoized calls looking up at once (see `memoizing::LOOKUP_SLOTS`).
+    pub(crate) lookup_slots: tokio::sync::Semaphore,
+    /// How long a call waits for a lookup slot: the response timeout.
+    pub(crate) slot_wait: Duration,
 }
 
 impl std::fmt::Debug for Cache {

@@ -67,6 +67,17 @@ pub enum Error {
         url: RedactedUrl,
     },
 
+    /// More memoized calls were looking up at once than the cache allows,
+    /// and this one waited its whole response timeout for a turn.
+    #[error(
+        "too many cache lookups at once: waited {waited:?} for a turn; the call computes \
+         without the cache (raise `response_timeout`, or lower the concurrency)"
+    )]
+    Overloaded {
+        /// How long the call waited.
+        waited: Duration,
+    },
+
     /// The value could not be encoded (serialized or compressed).
     #[error("cannot encode the value: {0}")]
     Encode(#[source] CodecError),

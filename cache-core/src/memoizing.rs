@@ -23,6 +23,13 @@ use crate::store::StorePolicy;
 /// blocking threads instead, so small hits keep their latency meanwhile.
 pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
 
+/// Memoized calls of one cache that look up at the same time. A lookup in
+/// progress holds ~2 KB (its state and redis-rs's request); a call beyond
+/// this many waits for a slot holding almost nothing, so 10,000 concurrent
+/// calls do not hold 10,000 lookups' worth of memory. 512 pipelined lookups
+/// keep Redis busy, so the wait costs no throughput.
+pub(crate) const LOOKUP_SLOTS: usize = 512;
+
 enum Lookup<S> {
     /// The decoded value, and the payload it came from.
     Hit(S, Payload),
@@ -56,7 +63,15 @@ impl Cache {
         // The backend steps are boxed: a call in flight then holds only the
         // step it is in, not the largest of them (memory per in-flight call).
         if !options.refresh {
-            match Box::pin(self.lookup::<S>(mode, full)).await {
+            let lookup = match self.lookup_slot(mode).await {
+                Ok(_slot) => Box::pin(self.lookup::<S>(mode, full)).await,
+                Err(e) => {
+                    Stats::bump(&self.inner.stats.misses);
+                    self.backend_error("get", &e);
+                    Lookup::Unavailable
+                }
+            };
+            match lookup {
                 Lookup::Hit(value, _) => return wrap(value),
                 Lookup::Miss => {}
                 Lookup::Unavailable => backend_ok = false,
@@ -116,6 +131,29 @@ impl Cache {
             }
         }
         result
+    }
+
+    /// A lookup slot (see [`LOOKUP_SLOTS`]), waiting at most the response
+    /// timeout. Plain functions (their own threads) and the in-memory
+    /// backend need none.
+    async fn lookup_slot(&self, mode: IoMode) -> Result<Option<tokio::sync::SemaphorePermit<'_>>> {
+        if mode == IoMode::IoRuntime || self.inner.backend.is_memory() {
+            return Ok(None);
+        }
+        if let Ok(slot) = self.inner.lookup_slots.try_acquire() {
+            return Ok(Some(slot));
+        }
+        let waited = Box::pin(tokio::time::timeout(
+            self.inner.slot_wait,
+            self.inner.lookup_slots.acquire(),
+        ))
+        .await;
+        match waited {
+            Ok(Ok(slot)) => Ok(Some(slot)),
+            _ => Err(crate::Error::Overloaded {
+                waited: self.inner.slot_wait,
+            }),
+        }
     }
 
     fn land(&self, leader: Option<LeaderGuard<'_, Landing>>, landing: Landing) {

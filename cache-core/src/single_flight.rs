@@ -48,7 +48,7 @@ const MARKS: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct SingleFlight<V> {
-    shards: [Mutex<HashMap<String, Flight<V>>>; SHARDS],
+    shards: [Mutex<HashMap<Arc<str>, Flight<V>>>; SHARDS],
     /// Bumped when a flight lands, in the slot of its key's hash: a caller
     /// that read the mark before its lookup and finds it changed after
     /// becoming leader knows a flight of (probably) its key landed meanwhile.
@@ -81,7 +81,7 @@ pub(crate) enum Role<'a, V: Clone> {
 }
 
 impl<V: Clone> SingleFlight<V> {
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Flight<V>>> {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<Arc<str>, Flight<V>>> {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
@@ -95,10 +95,12 @@ impl<V: Clone> SingleFlight<V> {
             outcome: Mutex::new(None),
             done: Notify::new(),
         });
-        flights.insert(key.to_owned(), flight.clone());
+        // One allocation of the key, shared by the map and the guard.
+        let key: Arc<str> = Arc::from(key);
+        flights.insert(key.clone(), flight.clone());
         Role::Leader(LeaderGuard {
             flights: self,
-            key: key.to_owned(),
+            key,
             flight,
         })
     }
@@ -113,7 +115,7 @@ impl<V: Clone> SingleFlight<V> {
 /// [`land`](Self::land) (cancellation, panic) releases the followers.
 pub(crate) struct LeaderGuard<'a, V: Clone> {
     flights: &'a SingleFlight<V>,
-    key: String,
+    key: Arc<str>,
     flight: Flight<V>,
 }
 
