@@ -1,7 +1,7 @@
 //! Many keys in one round trip: `get_many` (MGET), `set_many` (one pipeline
 //! of `SET … PX`), and `get_or_compute_many`, which computes only the misses,
 //! in one call, and stores them in one pipeline. Large values of a batch are
-//! compressed in parallel on tokio's blocking threads.
+//! compressed in parallel on the low-priority codec pool.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -139,8 +139,8 @@ impl Cache {
     }
 }
 
-/// Encodes `values`, compressing the large ones in parallel on tokio's
-/// blocking threads (serially when there is no runtime).
+/// Encodes `values`, compressing the large ones in parallel on the
+/// low-priority codec pool (see `codec_pool`).
 ///
 /// ```
 /// # #[tokio::main]
@@ -155,13 +155,15 @@ pub async fn encode_all<T: Serialize>(
     codec: &Codec,
     values: &[T],
 ) -> Vec<Result<Arc<Vec<u8>>, CodecError>> {
-    let offload = tokio::runtime::Handle::try_current().is_ok();
     let mut pending = Vec::with_capacity(values.len());
     for value in values {
         pending.push(match codec.serialize(value) {
-            Ok(serialized) if offload && serialized.len() >= OFFLOAD_BYTES => {
+            Ok(serialized) if serialized.len() >= OFFLOAD_BYTES => {
                 let codec = codec.clone();
-                Err(tokio::task::spawn_blocking(move || codec.seal(serialized)))
+                Err(crate::codec_pool::run(
+                    move || codec.seal(serialized),
+                    "compressing the value panicked",
+                ))
             }
             Ok(serialized) => Ok(codec.seal(serialized)),
             Err(e) => Ok(Err(e)),
@@ -171,9 +173,7 @@ pub async fn encode_all<T: Serialize>(
     for job in pending {
         let sealed = match job {
             Ok(sealed) => sealed,
-            Err(task) => task
-                .await
-                .unwrap_or(Err(CodecError::BadHeader("compressing the value panicked"))),
+            Err(running) => running.await,
         };
         entries.push(sealed.map(|(entry, _)| entry));
     }

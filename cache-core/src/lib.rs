@@ -26,6 +26,7 @@ mod builder;
 mod cache;
 mod circuit_breaker;
 pub mod codec;
+mod codec_pool;
 mod error;
 mod function_stats;
 pub mod key;

@@ -19,8 +19,8 @@ use crate::stats::Stats;
 use crate::store::StorePolicy;
 
 /// Values whose compression or inflation takes long enough to stall an async
-/// worker (a 128 KiB zlib inflate is ~100 µs) are processed on tokio's
-/// blocking threads instead, so small hits keep their latency meanwhile.
+/// worker (a 128 KiB zlib inflate is ~100 µs) are processed on the
+/// low-priority codec pool instead, so small hits keep their latency.
 pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
 
 /// Memoized calls of one cache that look up at the same time. A lookup in
@@ -352,34 +352,20 @@ impl Cache {
     }
 }
 
-/// Whether this thread may hand CPU-heavy work to tokio's blocking pool.
+/// Whether large values go to the codec pool: under a tokio runtime (an
+/// async caller). Plain functions compress on their own thread.
 fn can_offload() -> bool {
     tokio::runtime::Handle::try_current().is_ok()
 }
 
-/// Background (de)compression of single values may use all cores but one,
-/// so the async workers always have a core for small hits. (An explicit
-/// batch, [`crate::batch::encode_all`], asks for throughput and uses all.)
-fn background_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
-    })
-}
-
-/// Runs `work` on tokio's blocking threads, within the background permits.
 async fn offload<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, CodecError> + Send + 'static,
     what: &'static str,
 ) -> Result<T, CodecError> {
-    let _permit = background_permits().acquire().await;
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or(Err(CodecError::BadHeader(what)))
+    crate::codec_pool::run(work, what).await
 }
 
-/// [`Codec::open`], on a blocking thread when the entry is large and compressed.
+/// [`Codec::open`], on the codec pool when the entry is large and compressed.
 pub(crate) async fn open(codec: &Codec, entry: Vec<u8>) -> Result<Payload, CodecError> {
     if entry.len() >= OFFLOAD_BYTES / 4 && Codec::is_compressed(&entry) && can_offload() {
         let codec = codec.clone();
@@ -388,7 +374,7 @@ pub(crate) async fn open(codec: &Codec, entry: Vec<u8>) -> Result<Payload, Codec
     codec.open(entry)
 }
 
-/// [`Codec::seal`], on a blocking thread when the value is large.
+/// [`Codec::seal`], on the codec pool when the value is large.
 pub(crate) async fn seal(
     codec: &Codec,
     serialized: crate::codec::Serialized,
