@@ -293,6 +293,26 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
+        self.memoize_reporting(key, options, compute, stored, wrap)
+            .await
+            .0
+    }
+
+    /// [`memoize`](Self::memoize), also saying whether the backend failed
+    /// during the call (for per-function numbers).
+    pub(crate) async fn memoize_reporting<R, S, F, Fut>(
+        &self,
+        key: &(impl CacheKey + ?Sized),
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+        wrap: impl FnOnce(S) -> R,
+    ) -> (R, bool)
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
         // Boxed: the nested state machine is deep enough to overflow rustc's
         // query depth limit in small user crates (seen in doctests).
         let full = key.full_key(&self.inner.keys);
@@ -311,6 +331,24 @@ impl Cache {
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
     ) -> R
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnOnce() -> R,
+    {
+        self.memoize_blocking_reporting(key, options, compute, stored, wrap)
+            .0
+    }
+
+    /// [`memoize_blocking`](Self::memoize_blocking), also saying whether the
+    /// backend failed during the call.
+    pub(crate) fn memoize_blocking_reporting<R, S, F>(
+        &self,
+        key: &(impl CacheKey + ?Sized),
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+        wrap: impl FnOnce(S) -> R,
+    ) -> (R, bool)
     where
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> R,
@@ -352,7 +390,6 @@ impl Cache {
 
     pub(crate) fn backend_error(&self, operation: &str, error: &Error) {
         Stats::bump(&self.inner.stats.errors);
-        crate::function_stats::note_backend_error();
         self.inner.log.warn(&self.inner.name, operation, error);
     }
 

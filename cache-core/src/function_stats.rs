@@ -19,7 +19,6 @@
 //! DEBUG) with the fields `function`, `key_hash` and `outcome`
 //! (`hit`/`miss`/`error`).
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -142,34 +141,6 @@ pub(crate) fn record(function: &str, outcome: Outcome, latency: Duration) {
     if let Some(counters) = registry().load().get(function) {
         counters.record(outcome, latency);
     }
-}
-
-tokio::task_local! {
-    /// Backend errors seen by the memoized call running in this task.
-    static CALL_ERRORS: Cell<u32>;
-}
-
-/// Notes a backend error for the memoized call in progress, if any.
-pub(crate) fn note_backend_error() {
-    let _ = CALL_ERRORS.try_with(|errors| errors.set(errors.get() + 1));
-}
-
-/// Runs a memoized call's future and says whether the cache failed in it.
-pub(crate) async fn watch_errors<T>(call: impl std::future::Future<Output = T>) -> (T, bool) {
-    CALL_ERRORS
-        .scope(Cell::new(0), async {
-            let output = call.await;
-            (output, CALL_ERRORS.with(Cell::get) > 0)
-        })
-        .await
-}
-
-/// [`watch_errors`] for a call that blocks the calling thread.
-pub(crate) fn watch_errors_blocking<T>(call: impl FnOnce() -> T) -> (T, bool) {
-    CALL_ERRORS.sync_scope(Cell::new(0), || {
-        let output = call();
-        (output, CALL_ERRORS.with(Cell::get) > 0)
-    })
 }
 
 /// A copy of one memoized function's counters at one moment.

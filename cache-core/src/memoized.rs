@@ -199,12 +199,10 @@ impl Memoized {
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
-        let memoizing = self
-            .cache
-            .memoize(&key, self.options, compute, policy.stored, policy.wrap);
-        let (result, failed) =
-            tracing::Instrument::instrument(function_stats::watch_errors(memoizing), span.clone())
-                .await;
+        let memoizing =
+            self.cache
+                .memoize_reporting(&key, self.options, compute, policy.stored, policy.wrap);
+        let (result, failed) = tracing::Instrument::instrument(memoizing, span.clone()).await;
         self.record(&pending, failed, started, &span);
         pending.finish(on_hit);
         result
@@ -235,10 +233,13 @@ impl Memoized {
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
         let (result, failed) = span.in_scope(|| {
-            function_stats::watch_errors_blocking(|| {
-                self.cache
-                    .memoize_blocking(&key, self.options, compute, policy.stored, policy.wrap)
-            })
+            self.cache.memoize_blocking_reporting(
+                &key,
+                self.options,
+                compute,
+                policy.stored,
+                policy.wrap,
+            )
         });
         self.record(&pending, failed, started, &span);
         pending.finish(on_hit);

@@ -40,10 +40,16 @@ enum Lookup<S> {
 enum LockOutcome<S> {
     Acquired(String),
     Hit(S, Payload),
+    /// Waited `max_wait` in vain: compute without the lock.
     GaveUp,
+    /// The backend failed: compute without the lock.
+    Failed,
 }
 
 impl Cache {
+    /// The memoizing path. Also says whether the backend failed during the
+    /// call (each failure is counted and logged where it happens; this is
+    /// for the per-function numbers of [`crate::memoized::Memoized`]).
     pub(crate) async fn memoize_in<R, S, F, Fut>(
         &self,
         mode: IoMode,
@@ -52,7 +58,7 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
-    ) -> R
+    ) -> (R, bool)
     where
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
@@ -72,7 +78,7 @@ impl Cache {
                 }
             };
             match lookup {
-                Lookup::Hit(value, _) => return wrap(value),
+                Lookup::Hit(value, _) => return (wrap(value), false),
                 Lookup::Miss => {}
                 Lookup::Unavailable => backend_ok = false,
             }
@@ -86,7 +92,7 @@ impl Cache {
                     Stats::bump(&self.inner.stats.shared_computations);
                     if let Some(Landing::Value(payload)) = single_flight::wait(flight).await {
                         if let Some(value) = self.deserialize::<S>(full, &payload) {
-                            return wrap(value);
+                            return (wrap(value), !backend_ok);
                         }
                     }
                     None
@@ -98,7 +104,7 @@ impl Cache {
         if leader.is_some() && backend_ok && self.inner.flights.landing_mark(full) != mark_before {
             if let Lookup::Hit(value, payload) = Box::pin(self.lookup::<S>(mode, full)).await {
                 self.land(leader, Landing::Value(payload));
-                return wrap(value);
+                return (wrap(value), !backend_ok);
             }
         }
         let mut lock_token = None;
@@ -108,15 +114,22 @@ impl Cache {
                 LockOutcome::Acquired(token) => lock_token = Some(token),
                 LockOutcome::Hit(value, payload) => {
                     self.land(leader, Landing::Value(payload));
-                    return wrap(value);
+                    return (wrap(value), !backend_ok);
                 }
                 LockOutcome::GaveUp => {}
+                LockOutcome::Failed => backend_ok = false,
             }
         }
         let result = compute().await;
         // Even when the backend is unavailable, waiting callers get the value.
+        let write = backend_ok;
         let landing = match stored(&result) {
-            Some(value) => Box::pin(self.store(mode, full, value, options.ttl, backend_ok)).await,
+            Some(value) => {
+                let (landing, written) =
+                    Box::pin(self.store(mode, full, value, options.ttl, write)).await;
+                backend_ok &= written;
+                landing
+            }
             None => Landing::Nothing,
         };
         self.land(leader, landing);
@@ -128,9 +141,10 @@ impl Cache {
             .await;
             if let Err(e) = released {
                 self.backend_error("unlock", &e);
+                backend_ok = false;
             }
         }
-        result
+        (result, !backend_ok)
     }
 
     /// A lookup slot (see [`LOOKUP_SLOTS`]), waiting at most the response
@@ -181,7 +195,7 @@ impl Cache {
                 Ok(false) => {}
                 Err(e) => {
                     self.backend_error("lock", &e);
-                    return LockOutcome::GaveUp;
+                    return LockOutcome::Failed;
                 }
             }
             if !waiting {
@@ -204,7 +218,7 @@ impl Cache {
                 Read::Corrupt(e) => self.decode_failure(full, &e),
                 Read::Failed(e) => {
                     self.backend_error("get", &e);
-                    return LockOutcome::GaveUp;
+                    return LockOutcome::Failed;
                 }
             }
         }
@@ -288,6 +302,9 @@ impl Cache {
         }
     }
 
+    /// Encodes and (when `write`) stores the value: what the waiting callers
+    /// get, and whether the backend took it (an unencodable value is not a
+    /// backend failure).
     async fn store<S: Serialize>(
         &self,
         mode: IoMode,
@@ -295,7 +312,7 @@ impl Cache {
         value: &S,
         ttl: Option<std::time::Duration>,
         write: bool,
-    ) -> Landing {
+    ) -> (Landing, bool) {
         let sealed = match self.inner.codec.serialize(value) {
             Ok(serialized) => seal(&self.inner.codec, serialized).await,
             Err(e) => Err(e),
@@ -305,11 +322,11 @@ impl Cache {
             Err(e) => {
                 Stats::bump(&self.inner.stats.store_skipped);
                 tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
-                return Landing::Nothing;
+                return (Landing::Nothing, true);
             }
         };
         if !write {
-            return Landing::Value(payload);
+            return (Landing::Value(payload), true);
         }
         let ttl = self.ttl_or_default(ttl);
         let written = match mode {
@@ -320,12 +337,18 @@ impl Cache {
                 spawn_io(async move { cache.inner.backend.set(&key, &entry, ttl).await }).await
             }
         };
-        match written {
-            Ok(()) => Stats::bump(&self.inner.stats.stores),
-            Err(e) => self.backend_error("set", &e),
-        }
+        let written = match written {
+            Ok(()) => {
+                Stats::bump(&self.inner.stats.stores);
+                true
+            }
+            Err(e) => {
+                self.backend_error("set", &e);
+                false
+            }
+        };
         // The value is good for the callers waiting on it either way.
-        Landing::Value(payload)
+        (Landing::Value(payload), written)
     }
 
     pub(crate) fn deserialize<S: DeserializeOwned>(
