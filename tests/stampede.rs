@@ -25,6 +25,18 @@ fn cache(prefix: &str, lock: LockSettings) -> Cache {
         .unwrap()
 }
 
+/// Runs `call(i)` for `callers` concurrent tasks and checks that every one
+/// got the expensive value.
+async fn call_concurrently<Fut>(callers: usize, call: impl Fn(usize) -> Fut)
+where
+    Fut: std::future::Future<Output = String> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..callers).map(|i| tokio::spawn(call(i))).collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "expensive");
+    }
+}
+
 async fn slow_value(runs: &AtomicUsize) -> String {
     runs.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -36,19 +48,15 @@ async fn a_thousand_callers_in_one_process_share_one_computation() {
     let _redis = redis();
     let cache = cache("stampede-local", LockSettings::default());
     let runs = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..1_000)
-        .map(|_| {
-            let (cache, runs) = (cache.clone(), runs.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_compute("cold", None, || slow_value(&runs))
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), "expensive");
-    }
+    call_concurrently(1_000, |_| {
+        let (cache, runs) = (cache.clone(), runs.clone());
+        async move {
+            cache
+                .get_or_compute("cold", None, || slow_value(&runs))
+                .await
+        }
+    })
+    .await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     println!(
         "1000 callers, body ran {} time(s); {:?}",
@@ -61,26 +69,21 @@ async fn a_thousand_callers_in_one_process_share_one_computation() {
 /// single-flight state), 50 callers each.
 async fn four_instances(prefix: &str, lock: LockSettings, runs: Arc<AtomicUsize>) -> Vec<Cache> {
     let caches: Vec<Cache> = (0..4).map(|_| cache(prefix, lock)).collect();
-    let mut tasks = Vec::new();
-    for cache in &caches {
-        for _ in 0..50 {
-            let (cache, runs) = (cache.clone(), runs.clone());
-            tasks.push(tokio::spawn(async move {
-                cache
-                    .memoize(
-                        "cold",
-                        CallOptions::ttl(None).locking(true),
-                        || slow_value(&runs),
-                        store::always,
-                        |v| v,
-                    )
-                    .await
-            }));
+    call_concurrently(200, |i| {
+        let (cache, runs) = (caches[i % 4].clone(), runs.clone());
+        async move {
+            cache
+                .memoize(
+                    "cold",
+                    CallOptions::ttl(None).locking(true),
+                    || slow_value(&runs),
+                    store::always,
+                    |v| v,
+                )
+                .await
         }
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), "expensive");
-    }
+    })
+    .await;
     caches
 }
 
@@ -190,15 +193,10 @@ async fn the_lock_option_of_the_attribute_makes_four_instances_compute_once() {
             })
         })
         .collect();
-    let mut tasks = Vec::new();
-    for service in &services {
-        for _ in 0..50 {
-            let service = service.clone();
-            tasks.push(tokio::spawn(async move { service.price(7).await }));
-        }
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), "expensive");
-    }
+    call_concurrently(200, |i| {
+        let service = services[i % 4].clone();
+        async move { service.price(7).await }
+    })
+    .await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
