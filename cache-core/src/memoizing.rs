@@ -381,30 +381,25 @@ fn can_offload() -> bool {
     tokio::runtime::Handle::try_current().is_ok()
 }
 
-async fn offload<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, CodecError> + Send + 'static,
-    what: &'static str,
-) -> Result<T, CodecError> {
-    crate::codec_pool::run(work, what).await
-}
-
 /// [`Codec::open`], on the codec pool when the entry is large and compressed.
 pub(crate) async fn open(codec: &Codec, entry: Vec<u8>) -> Result<Payload, CodecError> {
     if entry.len() >= OFFLOAD_BYTES / 4 && Codec::is_compressed(&entry) && can_offload() {
         let codec = codec.clone();
-        return offload(move || codec.open(entry), "inflating the entry panicked").await;
+        return crate::codec_pool::run(move || codec.open(entry), "inflating the entry panicked")
+            .await;
     }
     codec.open(entry)
 }
 
-/// [`Codec::seal`], on the codec pool when the value is large.
+/// [`Codec::seal`], on the codec pool when the value is large (never on
+/// every core at once: see `codec_pool`).
 pub(crate) async fn seal(
     codec: &Codec,
     serialized: crate::codec::Serialized,
 ) -> Result<(std::sync::Arc<Vec<u8>>, Payload), CodecError> {
     if serialized.len() >= OFFLOAD_BYTES && can_offload() {
         let codec = codec.clone();
-        return offload(
+        return crate::codec_pool::compress(
             move || codec.seal(serialized),
             "compressing the value panicked",
         )
