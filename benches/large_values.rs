@@ -114,6 +114,19 @@ async fn hits_under_large_writes(benching: bool) {
             .map(|i| fixtures::document(300_000, i + 1))
             .collect(),
     );
+    let mut quiet = Vec::new();
+    for (n, doc) in docs.iter().enumerate() {
+        let t0 = Instant::now();
+        cache
+            .set(&format!("doc:quiet:{n}"), doc, None)
+            .await
+            .unwrap();
+        quiet.push(t0.elapsed());
+    }
+    println!(
+        "one 300 KB set with nothing else running: median {:.1?}",
+        median(quiet)
+    );
     println!("SMALL hits from 16 tasks, alone and while 2 tasks write 300 KB values");
     for _round in 0..if benching { 3 } else { 1 } {
         alone.push(small_hits(&cache, 16, per_task).await);
