@@ -32,9 +32,28 @@ where
     futures::executor::block_on(spawn_io(future))
 }
 
+thread_local! {
+    /// Whether this thread is blocked in [`wait_here`].
+    static WAITING_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Waits for a runtime-agnostic future on the calling thread.
 pub(crate) fn wait_here<F: Future>(future: F) -> F::Output {
+    struct Waiting(bool);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING_HERE.with(|w| w.set(self.0));
+        }
+    }
+    let _restore = Waiting(WAITING_HERE.with(|w| w.replace(true)));
     futures::executor::block_on(future)
+}
+
+/// Whether the calling thread is blocked in [`wait_here`], driving a cache
+/// call for plain code. Such a call must not wait on anything that a tokio
+/// task has to hand back: the task may need this very thread to run.
+pub(crate) fn waiting_here() -> bool {
+    WAITING_HERE.with(std::cell::Cell::get)
 }
 
 /// Spawns `future` on the I/O runtime; the returned future can be awaited

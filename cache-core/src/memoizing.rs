@@ -375,10 +375,11 @@ impl Cache {
     }
 }
 
-/// Whether large values go to the codec pool: under a tokio runtime (an
-/// async caller). Plain functions compress on their own thread.
+/// Whether large values go to the codec pool: for an async caller, under a
+/// tokio runtime. Plain functions (blocked in `wait_here`, even on a
+/// runtime's thread) compress and inflate on their own thread.
 fn can_offload() -> bool {
-    tokio::runtime::Handle::try_current().is_ok()
+    !crate::blocking::waiting_here() && tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// [`Codec::open`], on the codec pool when the entry is large and compressed.
@@ -410,6 +411,50 @@ pub(crate) async fn seal(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Duration;
+
+    /// A memoized plain function called from inside an async task blocks
+    /// the task's thread; storing its large value must not wait for a codec
+    /// slot that a task of that (now blocked) runtime holds or is next in
+    /// line for.
+    #[test]
+    fn a_blocking_call_inside_a_runtime_never_waits_for_the_codec_pool() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let cache = crate::Cache::memory();
+                let big = "cache ".repeat(50_000); // 300 KB: compressed on the pool
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let writers: Vec<_> = (0..2 * cores)
+                    .map(|i| {
+                        let (cache, big) = (cache.clone(), big.clone());
+                        tokio::spawn(async move { cache.set(&format!("w{i}"), &big, None).await })
+                    })
+                    .collect();
+                // Every writer now holds a slot or waits in line for one.
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+                let value: String = cache.get_or_compute_blocking("plain", None, || big.clone());
+                assert_eq!(value.len(), big.len());
+                for writer in writers {
+                    writer.await.unwrap().unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        match finished.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => panic!("the blocking call never finished"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the test thread panicked"),
+        }
+    }
+
     /// A memoized call in flight holds this future (boxed); its size is
     /// most of the per-call memory at 10,000 concurrent calls, so keep it
     /// from growing unnoticed (it was 8 KB before the backend steps were boxed).
