@@ -92,10 +92,11 @@ async fn with_the_redis_lock_four_instances_compute_once() {
     let _redis = redis();
     let runs = Arc::new(AtomicUsize::new(0));
     let caches = four_instances("stampede-lock", LockSettings::default(), runs.clone()).await;
+    let stats: Vec<_> = caches.iter().map(|c| c.stats()).collect();
     assert_eq!(
         runs.load(Ordering::SeqCst),
         1,
-        "one computation across four instances"
+        "one computation across four instances; their stats: {stats:#?}"
     );
     let waits: u64 = caches.iter().map(|c| c.stats().lock_waits).sum();
     assert!(

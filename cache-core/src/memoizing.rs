@@ -134,17 +134,24 @@ impl Cache {
         };
         self.land(leader, landing);
         if let Some(token) = lock_token {
-            let lock = lock_key(full);
-            let released = Box::pin(self.io(mode, move |cache| async move {
-                cache.inner.backend.unlock(&lock, &token).await
-            }))
-            .await;
-            if let Err(e) = released {
-                self.backend_error("unlock", &e);
-                backend_ok = false;
-            }
+            backend_ok &= Box::pin(self.release_lock(mode, full, token)).await;
         }
         (result, !backend_ok)
+    }
+
+    /// Releases the stampede lock if it still holds `token`; whether the
+    /// backend answered.
+    async fn release_lock(&self, mode: IoMode, full: &str, token: String) -> bool {
+        let lock = lock_key(full);
+        let released = self
+            .io(mode, move |cache| async move {
+                cache.inner.backend.unlock(&lock, &token).await
+            })
+            .await;
+        if let Err(e) = &released {
+            self.backend_error("unlock", e);
+        }
+        released.is_ok()
     }
 
     /// A lookup slot (see [`LOOKUP_SLOTS`]), waiting at most the response
@@ -191,7 +198,18 @@ impl Cache {
                 })
                 .await;
             match taken {
-                Ok(true) => return LockOutcome::Acquired(token),
+                Ok(true) => {
+                    // The previous holder may have stored the value and let
+                    // go between our lookup and now: look once more.
+                    if let Read::Found(payload) = self.read(mode, full).await {
+                        if let Some(value) = self.deserialize::<S>(full, &payload) {
+                            self.release_lock(mode, full, token).await;
+                            Stats::bump(&self.inner.stats.hits);
+                            return LockOutcome::Hit(value, payload);
+                        }
+                    }
+                    return LockOutcome::Acquired(token);
+                }
                 Ok(false) => {}
                 Err(e) => {
                     self.backend_error("lock", &e);
