@@ -92,6 +92,41 @@ async fn small_hits(cache: &Cache, tasks: usize, per_task: usize) -> Vec<Duratio
     all
 }
 
+/// Two tasks setting 300 KB documents until `stop` or `each` sets apiece;
+/// how long every set took.
+fn write_large(
+    cache: &Cache,
+    docs: &Arc<Vec<String>>,
+    stop: Arc<AtomicBool>,
+    each: usize,
+) -> impl std::future::Future<Output = Vec<Duration>> + Send + 'static {
+    let writers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (cache, stop, docs) = (cache.clone(), stop.clone(), docs.clone());
+            tokio::spawn(async move {
+                let mut took = Vec::new();
+                while !stop.load(Ordering::Relaxed) && took.len() < each {
+                    let n = took.len();
+                    let t0 = Instant::now();
+                    cache
+                        .set(&format!("doc:{w}:{}", n % 20), &docs[n % 20], None)
+                        .await
+                        .unwrap();
+                    took.push(t0.elapsed());
+                }
+                took
+            })
+        })
+        .collect();
+    async move {
+        let mut took = Vec::new();
+        for w in writers {
+            took.extend(w.await.unwrap());
+        }
+        took
+    }
+}
+
 async fn hits_under_large_writes(benching: bool) {
     let server = support::RedisServer::start();
     let cache = Cache::builder()
@@ -114,57 +149,34 @@ async fn hits_under_large_writes(benching: bool) {
             .map(|i| fixtures::document(300_000, i + 1))
             .collect(),
     );
-    let mut quiet = Vec::new();
-    for (n, doc) in docs.iter().enumerate() {
-        let t0 = Instant::now();
-        cache
-            .set(&format!("doc:quiet:{n}"), doc, None)
-            .await
-            .unwrap();
-        quiet.push(t0.elapsed());
-    }
+    // The writers' own cost, with nothing else running: the same two
+    // concurrent writers as below, 10 sets each.
+    let quiet = write_large(&cache, &docs, Arc::new(AtomicBool::new(false)), 10).await;
     println!(
-        "one 300 KB set with nothing else running: median {:.1?}",
+        "2 tasks writing 300 KB values, nothing else running: median {:.1?} per set",
         median(quiet)
     );
     println!("SMALL hits from 16 tasks, alone and while 2 tasks write 300 KB values");
     for _round in 0..if benching { 3 } else { 1 } {
         alone.push(small_hits(&cache, 16, per_task).await);
         let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..2u64)
-            .map(|w| {
-                let (cache, stop, docs) = (cache.clone(), stop.clone(), docs.clone());
-                tokio::spawn(async move {
-                    let mut took = Vec::new();
-                    while !stop.load(Ordering::Relaxed) && took.len() < 10_000 {
-                        let n = took.len();
-                        let t0 = Instant::now();
-                        cache
-                            .set(&format!("doc:{w}:{}", n % 20), &docs[n % 20], None)
-                            .await
-                            .unwrap();
-                        took.push(t0.elapsed());
-                    }
-                    took
-                })
-            })
-            .collect();
+        let writers = tokio::spawn(write_large(&cache, &docs, stop.clone(), 10_000));
         loaded.push(small_hits(&cache, 16, per_task).await);
         stop.store(true, Ordering::Relaxed);
-        let mut writes = Vec::new();
-        for w in writers {
-            writes.extend(w.await.unwrap());
-        }
+        let writes = writers.await.unwrap();
         written += writes.len();
         let (a, l) = (alone.last().unwrap(), loaded.last().unwrap());
+        let each = match writes.len() {
+            0 => "no set finished during the hits".to_string(),
+            n => format!("{n} sets, median {:.1?} each", median(writes)),
+        };
         println!(
-            "  round: alone p99 {:>8.1?} p99.9 {:>8.1?} | under writes p99 {:>8.1?} p99.9 {:>8.1?} | {} writes, median {:.1?} each",
+            "  round: alone p99 {:>8.1?} p99.9 {:>8.1?} | under writes p99 {:>8.1?} p99.9 {:>8.1?} | p99 {:.2}x | {each}",
             p99(a),
             p999(a),
             p99(l),
             p999(l),
-            writes.len(),
-            median(writes),
+            p99(l).as_secs_f64() / p99(a).as_secs_f64(),
         );
     }
     let pick = |runs: Vec<Vec<Duration>>| {

@@ -3,6 +3,7 @@
 use std::io;
 
 use super::compressor::{compression_error, read_bounded, Compressor};
+use super::Paced;
 use crate::error::CodecError;
 
 /// Read/write buffer of the brotli streams.
@@ -65,7 +66,7 @@ impl Compressor for BrotliCompressor {
             size_hint: input.len(),
             ..Default::default()
         };
-        brotli::BrotliCompress(&mut &input[..], out, &params).map(drop)
+        brotli::BrotliCompress(&mut Paced::new(input), out, &params).map(drop)
     }
     fn decompress(&self, input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
         read_bounded(brotli::Decompressor::new(input, BUFFER_SIZE), limit, out)

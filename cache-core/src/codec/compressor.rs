@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 
+use super::Paced;
 use crate::error::CodecError;
 
 /// Compresses serialized values, and inflates them without ever producing
@@ -101,7 +102,7 @@ impl Compressor for ZlibCompressor {
     fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut encoder =
             flate2::write::ZlibEncoder::new(out, flate2::Compression::new(self.level));
-        encoder.write_all(input)?;
+        Paced::new(&mut encoder).write_all(input)?;
         encoder.finish()?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::compressor::{compression_error, read_bounded, Compressor};
+use super::Paced;
 use crate::error::CodecError;
 
 /// gzip (RFC 1952) through flate2's zlib-rs backend. Id 2. Level 0–9,
@@ -55,7 +56,7 @@ impl Compressor for GzipCompressor {
     }
     fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::new(self.level));
-        encoder.write_all(input)?;
+        Paced::new(&mut encoder).write_all(input)?;
         encoder.finish()?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::compressor::{compression_error, read_bounded, Compressor};
+use super::Paced;
 use crate::error::CodecError;
 
 /// LZ4 frame format through [lz4_flex](https://docs.rs/lz4_flex) (pure Rust,
@@ -35,7 +36,7 @@ impl Compressor for Lz4Compressor {
     }
     fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut encoder = lz4_flex::frame::FrameEncoder::new(out);
-        encoder.write_all(input)?;
+        Paced::new(&mut encoder).write_all(input)?;
         encoder.finish().map_err(io::Error::other)?;
         Ok(())
     }

@@ -12,6 +12,7 @@ mod gzip;
 pub mod header;
 #[cfg(feature = "lz4")]
 mod lz4;
+mod paced;
 #[cfg(feature = "postcard")]
 mod postcard;
 pub mod serializer;
@@ -25,6 +26,7 @@ mod xz;
 mod zstd;
 
 pub use compressor::{Compressor, NoCompression, ZlibCompressor};
+pub use paced::Paced;
 pub use serializer::{JsonSerializer, MsgpackSerializer, Serializer, Visit};
 pub use value_codec::{Codec, CodecBuilder, Payload, Serialized};
 

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use lzma_rust2::{XzOptions, XzReader, XzWriter};
 
 use super::compressor::{compression_error, read_bounded, Compressor};
+use super::Paced;
 use crate::error::CodecError;
 
 /// The smallest LZMA2 dictionary used for small values.
@@ -66,7 +67,7 @@ impl Compressor for XzCompressor {
         let dict = &mut options.lzma_options.dict_size;
         *dict = (*dict).min(value_size.max(MIN_DICT_SIZE));
         let mut writer = XzWriter::new(out, options)?;
-        writer.write_all(input)?;
+        Paced::new(&mut writer).write_all(input)?;
         writer.finish()?;
         Ok(())
     }
