@@ -1,11 +1,12 @@
-//! Where large values are compressed and inflated: a pool of idle-priority
-//! threads, one per core.
+//! Where large values (128 KiB serialized, 32 KiB stored) of async callers
+//! are compressed and inflated: a pool of idle-priority threads, one per
+//! core. Plain-function callers compress on their own thread.
 //!
 //! Compressing a 300 KB value takes milliseconds of CPU. On an async worker
 //! that stalls every small hit queued behind it; on tokio's blocking pool
 //! (normal priority) it competes with the workers and redis-server for the
 //! cores, which showed up as small-hit p99 going from 0.15 ms to 1-2 ms
-//! while large values were written. Two rules keep it out of the way:
+//! while large values were written. Three rules keep it out of the way:
 //!
 //! - **Idle priority.** On Linux the threads run under `SCHED_IDLE`, which
 //!   a normal thread preempts the moment it wakes (under nice 19 the
@@ -24,16 +25,19 @@
 //!   worker waiting when the idle-balancing has to come from that core, so
 //!   single-value compressions pause for a moment after every 64 KiB of
 //!   input ([`Paced`](crate::codec::Paced), [`pause_point`]). That took the
-//!   p99.9 of small hits under writes from 3-4 ms to 1-1.7 ms.
+//!   p99.9 of small hits under writes from 3-4 ms to 0.3-1.7 ms. The slow
+//!   compressors pace themselves (zlib, gzip, xz, brotli; brotli only every
+//!   256 KiB at quality 9 and up); lz4, snappy and zstd compress in one
+//!   call and are not paced.
 //!
 //! Inflating a large entry for a read also runs here ([`run`]), at the same
 //! idle priority: off the async workers, but starved like the writes when
 //! the cores are saturated.
 //!
-//! The price of both rules is paid by large values: while other work keeps
-//! every core busy, their compression waits for spare CPU (a 300 KB `set`
-//! took 30-70 ms instead of ~8 ms in the bench), and so does a memoized miss
-//! that stores one.
+//! The price is paid by large values: while other work keeps every core
+//! busy, their compression waits for spare CPU (in the bench, two tasks'
+//! 300 KB `set`s took 50-80 ms each instead of 16-21 ms), and so does a
+//! memoized miss that stores one.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -75,6 +79,9 @@ pub(crate) fn run<T: Send + 'static>(
 ) -> impl std::future::Future<Output = Result<T, CodecError>> {
     let (done, result) = futures::channel::oneshot::channel();
     pool().spawn(move || {
+        // A job another job's thread runs while it waits (rayon work
+        // stealing) is not paced unless it is a single value's compression.
+        let _unpaced = PacedHere::set(false);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let _ = done.send(outcome.unwrap_or(Err(CodecError::BadHeader(what))));
     });
@@ -107,7 +114,7 @@ async fn compress_with<T: Send + 'static>(
     run(
         move || {
             let _slot = slot;
-            let _paced = PacedHere::start();
+            let _paced = PacedHere::set(true);
             work()
         },
         what,
@@ -120,19 +127,23 @@ thread_local! {
     static PACED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Marks the current thread as running a paced compression until dropped.
-struct PacedHere;
+/// Sets whether the current thread's work is paced, until dropped (then
+/// the previous setting is back).
+struct PacedHere {
+    before: bool,
+}
 
 impl PacedHere {
-    fn start() -> Self {
-        PACED.with(|p| p.set(true));
-        PacedHere
+    fn set(paced: bool) -> Self {
+        PacedHere {
+            before: PACED.with(|p| p.replace(paced)),
+        }
     }
 }
 
 impl Drop for PacedHere {
     fn drop(&mut self) {
-        PACED.with(|p| p.set(false));
+        PACED.with(|p| p.set(self.before));
     }
 }
 
@@ -240,6 +251,18 @@ mod tests {
             assert_eq!((single.unwrap(), bundle.unwrap()), (true, false));
         }
         assert!(!PACED.with(Cell::get), "not on the caller's thread");
+    }
+
+    #[test]
+    fn pacing_comes_back_to_what_it_was() {
+        let outer = PacedHere::set(true);
+        {
+            let _nested = PacedHere::set(false);
+            assert!(!PACED.with(Cell::get));
+        }
+        assert!(PACED.with(Cell::get), "the outer job is paced again");
+        drop(outer);
+        assert!(!PACED.with(Cell::get));
     }
 
     #[cfg(target_os = "linux")]

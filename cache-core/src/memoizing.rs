@@ -200,13 +200,21 @@ impl Cache {
             match taken {
                 Ok(true) => {
                     // The previous holder may have stored the value and let
-                    // go between our lookup and now: look once more.
-                    if let Read::Found(payload) = self.read(mode, full).await {
-                        if let Some(value) = self.deserialize::<S>(full, &payload) {
-                            self.release_lock(mode, full, token).await;
-                            Stats::bump(&self.inner.stats.hits);
-                            return LockOutcome::Hit(value, payload);
+                    // go between our lookup and now: look once more, with a
+                    // GET of our own (a shared one may predate the lock).
+                    match self.read_fresh(mode, full).await {
+                        Read::Found(payload) => {
+                            if let Some(value) = self.deserialize::<S>(full, &payload) {
+                                self.release_lock(mode, full, token).await;
+                                Stats::bump(&self.inner.stats.hits);
+                                return LockOutcome::Hit(value, payload);
+                            }
                         }
+                        Read::Absent => {}
+                        Read::Corrupt(e) => self.decode_failure(full, &e),
+                        // We hold the lock: compute, and let the store and
+                        // the release report how the backend is doing.
+                        Read::Failed(e) => self.backend_error("get", &e),
                     }
                     return LockOutcome::Acquired(token);
                 }
@@ -267,6 +275,14 @@ impl Cache {
     async fn read(&self, mode: IoMode, full: &str) -> Read {
         match mode {
             IoMode::Inline if self.inner.coalesce_reads => self.coalesced_read(full).await,
+            _ => self.read_fresh(mode, full).await,
+        }
+    }
+
+    /// [`read`](Self::read) with a GET sent now, never one shared with
+    /// lookups that started earlier.
+    async fn read_fresh(&self, mode: IoMode, full: &str) -> Read {
+        match mode {
             IoMode::Inline => self.read_now(full).await,
             IoMode::IoRuntime => {
                 let cache = self.clone();

@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 
 use super::compressor::{compression_error, read_bounded, Compressor};
-use super::Paced;
 use crate::error::CodecError;
 
 /// LZ4 frame format through [lz4_flex](https://docs.rs/lz4_flex) (pure Rust,
@@ -36,7 +35,9 @@ impl Compressor for Lz4Compressor {
     }
     fn compress(&self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut encoder = lz4_flex::frame::FrameEncoder::new(out);
-        Paced::new(&mut encoder).write_all(input)?;
+        // Not paced: lz4 is fast, and its frame encoder picks the block
+        // size from the first write, so pieces would change the output.
+        encoder.write_all(input)?;
         encoder.finish().map_err(io::Error::other)?;
         Ok(())
     }
