@@ -39,7 +39,9 @@ enum Lookup<S> {
 
 enum LockOutcome<S> {
     Acquired(String),
-    Hit(S, Payload),
+    /// Another caller's value; `true` when releasing our lock failed (the
+    /// double-check found the value after we took it).
+    Hit(S, Payload, bool),
     /// Waited `max_wait` in vain: compute without the lock.
     GaveUp,
     /// The backend failed: compute without the lock.
@@ -112,9 +114,9 @@ impl Cache {
         if use_lock && backend_ok && !options.refresh && !self.inner.backend.is_memory() {
             match Box::pin(self.acquire_lock::<S>(mode, full)).await {
                 LockOutcome::Acquired(token) => lock_token = Some(token),
-                LockOutcome::Hit(value, payload) => {
+                LockOutcome::Hit(value, payload, unlock_failed) => {
                     self.land(leader, Landing::Value(payload));
-                    return (wrap(value), !backend_ok);
+                    return (wrap(value), unlock_failed);
                 }
                 LockOutcome::GaveUp => {}
                 LockOutcome::Failed => backend_ok = false,
@@ -205,9 +207,9 @@ impl Cache {
                     match self.read_fresh(mode, full).await {
                         Read::Found(payload) => {
                             if let Some(value) = self.deserialize::<S>(full, &payload) {
-                                self.release_lock(mode, full, token).await;
+                                let released = self.release_lock(mode, full, token).await;
                                 Stats::bump(&self.inner.stats.hits);
-                                return LockOutcome::Hit(value, payload);
+                                return LockOutcome::Hit(value, payload, !released);
                             }
                         }
                         Read::Absent => {}
@@ -237,7 +239,7 @@ impl Cache {
                 Read::Found(payload) => {
                     if let Some(value) = self.deserialize::<S>(full, &payload) {
                         Stats::bump(&self.inner.stats.hits);
-                        return LockOutcome::Hit(value, payload);
+                        return LockOutcome::Hit(value, payload, false);
                     }
                 }
                 Read::Absent => {}
