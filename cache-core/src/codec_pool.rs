@@ -25,7 +25,7 @@
 //!   worker waiting when the idle-balancing has to come from that core, so
 //!   single-value compressions pause for a moment after every 64 KiB of
 //!   input ([`Paced`](crate::codec::Paced), [`pause_point`]). That took the
-//!   p99.9 of small hits under writes from 3-4 ms to 0.3-1.7 ms. The slow
+//!   p99.9 of small hits under writes from 3-4 ms to 0.3-1.9 ms. The slow
 //!   compressors pace themselves (zlib, gzip, xz, brotli; brotli only every
 //!   256 KiB at quality 9 and up); lz4, snappy and zstd compress in one
 //!   call and are not paced.
@@ -36,7 +36,7 @@
 //!
 //! The price is paid by large values: while other work keeps every core
 //! busy, their compression waits for spare CPU (in the bench, two tasks'
-//! 300 KB `set`s took 50-80 ms each instead of 16-21 ms), and so does a
+//! 300 KB `set`s took 33-80 ms each instead of 16-21 ms), and so does a
 //! memoized miss that stores one.
 
 use std::cell::Cell;
