@@ -1,4 +1,4 @@
-//! Large values, two questions in one run:
+//! Large values, three questions in one run:
 //!
 //! 1. A bundle of 25 documents of ~300 KB: compressed one after the other,
 //!    or in parallel by `encode_all` (the codec pool, every core)?
@@ -7,6 +7,9 @@
 //!    rounds of each, printed one by one, and the verdict compares the
 //!    median rounds. The hits saturate the cores on purpose: that is when
 //!    the writes' compression could take CPU from them.
+//! 3. And reads? 300 KB hits from one task beside the same small hits: how
+//!    much each slows the other down (inflation runs at idle priority, so
+//!    the small hits win; no target).
 //!
 //! ```text
 //! cargo bench --bench large_values
@@ -202,9 +205,60 @@ async fn hits_under_large_writes(benching: bool) {
     );
 }
 
+/// The other direction: hits of 300 KB values (inflated off the async
+/// workers) and small hits side by side. How much each slows the other
+/// down; no target, printed so that the trade-off is in plain sight.
+async fn large_and_small_hits(benching: bool) {
+    let server = support::RedisServer::start();
+    let cache = Cache::builder()
+        .url(server.url())
+        .prefix("large-reads")
+        .connect()
+        .await
+        .unwrap();
+    small_hits(&cache, 16, 50).await; // fill and warm
+    for i in 0..5 {
+        let doc = fixtures::document(300_000, i + 1);
+        cache.set(&format!("doc:{i}"), &doc, None).await.unwrap();
+    }
+    let per_task = if benching { 3_000 } else { 20 };
+    let large_hits = |cache: Cache, stop: Arc<AtomicBool>, most: usize| async move {
+        let mut took = Vec::new();
+        while !stop.load(Ordering::Relaxed) && took.len() < most {
+            let t0 = Instant::now();
+            let doc: Option<String> = cache.get(&format!("doc:{}", took.len() % 5)).await.unwrap();
+            took.push(t0.elapsed());
+            assert!(doc.is_some_and(|d| d.len() >= 300_000));
+        }
+        took
+    };
+    let large_alone = large_hits(cache.clone(), Arc::new(AtomicBool::new(false)), 40).await;
+    let small_alone = small_hits(&cache, 16, per_task).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn(large_hits(cache.clone(), stop.clone(), 10_000));
+    let small_loaded = small_hits(&cache, 16, per_task).await;
+    stop.store(true, Ordering::Relaxed);
+    let large_loaded = reader.await.unwrap();
+    let p99 = |lat: &[Duration]| lat[lat.len() * 99 / 100];
+    println!("300 KB hits from one task, and SMALL hits from 16 tasks (which saturate the cores)");
+    println!(
+        "  300 KB hit median: alone {:>8.1?} | beside the small hits {:>8.1?} ({} hits)",
+        median(large_alone),
+        median(large_loaded.clone()),
+        large_loaded.len()
+    );
+    println!(
+        "  SMALL hit p99:     alone {:>8.1?} | beside the 300 KB hits {:>8.1?}  ({:.2}x)",
+        p99(&small_alone),
+        p99(&small_loaded),
+        p99(&small_loaded).as_secs_f64() / p99(&small_alone).as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     bundle(benching).await;
     hits_under_large_writes(benching).await;
+    large_and_small_hits(benching).await;
 }

@@ -31,8 +31,12 @@
 //!   call and are not paced.
 //!
 //! Inflating a large entry for a read also runs here ([`run`]), at the same
-//! idle priority: off the async workers, but starved like the writes when
-//! the cores are saturated.
+//! idle priority: off the async workers, but slowed like the writes when the
+//! cores are saturated. Measured (`benches/large_values.rs`, part 3): beside
+//! 16 tasks of small hits, a 300 KB hit took ~3 ms instead of ~0.8 ms, and
+//! the small hits' p99 rose 1.1-1.4x; inflating at normal priority
+//! (`spawn_blocking`) kept the 300 KB hit at ~0.7 ms but raised the small
+//! hits' p99 3.6-4.5x.
 //!
 //! The price is paid by large values: while other work keeps every core
 //! busy, their compression waits for spare CPU (in the bench, two tasks'
