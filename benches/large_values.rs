@@ -33,6 +33,20 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs.get(xs.len() / 2).copied().unwrap_or_default()
 }
 
+// Percentiles of the sorted latencies `small_hits` returns.
+
+fn p50(lat: &[Duration]) -> Duration {
+    lat[lat.len() / 2]
+}
+
+fn p99(lat: &[Duration]) -> Duration {
+    lat[lat.len() * 99 / 100]
+}
+
+fn p999(lat: &[Duration]) -> Duration {
+    lat[lat.len() * 999 / 1000]
+}
+
 async fn bundle(benching: bool) {
     let codec = Codec::default();
     let docs: Vec<String> = (0..25)
@@ -130,19 +144,9 @@ fn write_large(
     }
 }
 
-async fn hits_under_large_writes(benching: bool) {
-    let server = support::RedisServer::start();
-    let cache = Cache::builder()
-        .url(server.url())
-        .prefix("large")
-        .connect()
-        .await
-        .unwrap();
+async fn hits_under_large_writes(cache: &Cache, benching: bool) {
     let per_task = if benching { 3_000 } else { 20 };
-    small_hits(&cache, 16, 50).await; // fill and warm
-    let p99 = |lat: &[Duration]| lat[lat.len() * 99 / 100];
-    let p50 = |lat: &[Duration]| lat[lat.len() / 2];
-    let p999 = |lat: &[Duration]| lat[lat.len() * 999 / 1000];
+    small_hits(cache, 16, 50).await; // fill and warm
     let mut alone = Vec::new();
     let mut loaded = Vec::new();
     let mut written = 0;
@@ -154,17 +158,17 @@ async fn hits_under_large_writes(benching: bool) {
     );
     // The writers' own cost, with nothing else running: the same two
     // concurrent writers as below, 10 sets each.
-    let quiet = write_large(&cache, &docs, Arc::new(AtomicBool::new(false)), 10).await;
+    let quiet = write_large(cache, &docs, Arc::new(AtomicBool::new(false)), 10).await;
     println!(
         "2 tasks writing 300 KB values, nothing else running: median {:.1?} per set",
         median(quiet)
     );
     println!("SMALL hits from 16 tasks, alone and while 2 tasks write 300 KB values");
     for _round in 0..if benching { 3 } else { 1 } {
-        alone.push(small_hits(&cache, 16, per_task).await);
+        alone.push(small_hits(cache, 16, per_task).await);
         let stop = Arc::new(AtomicBool::new(false));
-        let writers = tokio::spawn(write_large(&cache, &docs, stop.clone(), 10_000));
-        loaded.push(small_hits(&cache, 16, per_task).await);
+        let writers = tokio::spawn(write_large(cache, &docs, stop.clone(), 10_000));
+        loaded.push(small_hits(cache, 16, per_task).await);
         stop.store(true, Ordering::Relaxed);
         let writes = writers.await.unwrap();
         written += writes.len();
@@ -208,15 +212,8 @@ async fn hits_under_large_writes(benching: bool) {
 /// The other direction: hits of 300 KB values (inflated off the async
 /// workers) and small hits side by side. How much each slows the other
 /// down; no target, printed so that the trade-off is in plain sight.
-async fn large_and_small_hits(benching: bool) {
-    let server = support::RedisServer::start();
-    let cache = Cache::builder()
-        .url(server.url())
-        .prefix("large-reads")
-        .connect()
-        .await
-        .unwrap();
-    small_hits(&cache, 16, 50).await; // fill and warm
+async fn large_and_small_hits(cache: &Cache, benching: bool) {
+    small_hits(cache, 16, 50).await; // fill and warm
     for i in 0..5 {
         let doc = fixtures::document(300_000, i + 1);
         cache.set(&format!("doc:{i}"), &doc, None).await.unwrap();
@@ -233,13 +230,12 @@ async fn large_and_small_hits(benching: bool) {
         took
     };
     let large_alone = large_hits(cache.clone(), Arc::new(AtomicBool::new(false)), 40).await;
-    let small_alone = small_hits(&cache, 16, per_task).await;
+    let small_alone = small_hits(cache, 16, per_task).await;
     let stop = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn(large_hits(cache.clone(), stop.clone(), 10_000));
-    let small_loaded = small_hits(&cache, 16, per_task).await;
+    let small_loaded = small_hits(cache, 16, per_task).await;
     stop.store(true, Ordering::Relaxed);
     let large_loaded = reader.await.unwrap();
-    let p99 = |lat: &[Duration]| lat[lat.len() * 99 / 100];
     println!("300 KB hits from one task, and SMALL hits from 16 tasks (which saturate the cores)");
     println!(
         "  300 KB hit median: alone {:>8.1?} | beside the small hits {:>8.1?} ({} hits)",
@@ -259,6 +255,9 @@ async fn large_and_small_hits(benching: bool) {
 async fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     bundle(benching).await;
-    hits_under_large_writes(benching).await;
-    large_and_small_hits(benching).await;
+    let server = support::RedisServer::start();
+    let connect =
+        |prefix: &'static str| Cache::builder().url(server.url()).prefix(prefix).connect();
+    hits_under_large_writes(&connect("large").await.unwrap(), benching).await;
+    large_and_small_hits(&connect("large-reads").await.unwrap(), benching).await;
 }

@@ -10,6 +10,8 @@
 use std::future::Future;
 use std::sync::OnceLock;
 
+use crate::thread_flag::{self, Scoped};
+
 fn io_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
@@ -39,13 +41,7 @@ thread_local! {
 
 /// Waits for a runtime-agnostic future on the calling thread.
 pub(crate) fn wait_here<F: Future>(future: F) -> F::Output {
-    struct Waiting(bool);
-    impl Drop for Waiting {
-        fn drop(&mut self) {
-            WAITING_HERE.with(|w| w.set(self.0));
-        }
-    }
-    let _restore = Waiting(WAITING_HERE.with(|w| w.replace(true)));
+    let _waiting = Scoped::set(&WAITING_HERE, true);
     futures::executor::block_on(future)
 }
 
@@ -53,7 +49,7 @@ pub(crate) fn wait_here<F: Future>(future: F) -> F::Output {
 /// call for plain code. Such a call must not wait on anything that a tokio
 /// task has to hand back: the task may need this very thread to run.
 pub(crate) fn waiting_here() -> bool {
-    WAITING_HERE.with(std::cell::Cell::get)
+    thread_flag::is_set(&WAITING_HERE)
 }
 
 /// Spawns `future` on the I/O runtime; the returned future can be awaited

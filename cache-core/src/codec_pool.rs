@@ -50,6 +50,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::error::CodecError;
+use crate::thread_flag::{self, Scoped};
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -85,7 +86,7 @@ pub(crate) fn run<T: Send + 'static>(
     pool().spawn(move || {
         // A job another job's thread runs while it waits (rayon work
         // stealing) is not paced unless it is a single value's compression.
-        let _unpaced = PacedHere::set(false);
+        let _unpaced = Scoped::set(&PACED, false);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         let _ = done.send(outcome.unwrap_or(Err(CodecError::BadHeader(what))));
     });
@@ -118,7 +119,7 @@ async fn compress_with<T: Send + 'static>(
     run(
         move || {
             let _slot = slot;
-            let _paced = PacedHere::set(true);
+            let _paced = Scoped::set(&PACED, true);
             work()
         },
         what,
@@ -131,32 +132,12 @@ thread_local! {
     static PACED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Sets whether the current thread's work is paced, until dropped (then
-/// the previous setting is back).
-struct PacedHere {
-    before: bool,
-}
-
-impl PacedHere {
-    fn set(paced: bool) -> Self {
-        PacedHere {
-            before: PACED.with(|p| p.replace(paced)),
-        }
-    }
-}
-
-impl Drop for PacedHere {
-    fn drop(&mut self) {
-        PACED.with(|p| p.set(self.before));
-    }
-}
-
 /// Called by [`Paced`](crate::codec::Paced) between pieces of input: in a
 /// single value's compression, leaves the core for a moment so that an
 /// idle-balancing core can take over a waiting request thread (see the
 /// module docs); anywhere else, nothing.
 pub(crate) fn pause_point() {
-    if PACED.with(Cell::get) {
+    if thread_flag::is_set(&PACED) {
         std::thread::sleep(PAUSE);
     }
 }
@@ -248,25 +229,13 @@ mod tests {
     #[test]
     fn only_single_value_compressions_are_paced() {
         let slots: &'static Semaphore = Box::leak(Box::new(Semaphore::new(1)));
-        let paced = || Ok(PACED.with(Cell::get));
+        let paced = || Ok(thread_flag::is_set(&PACED));
         for _ in 0..4 {
             let single = futures::executor::block_on(compress_with(slots, paced, "panicked"));
             let bundle = futures::executor::block_on(run(paced, "panicked"));
             assert_eq!((single.unwrap(), bundle.unwrap()), (true, false));
         }
-        assert!(!PACED.with(Cell::get), "not on the caller's thread");
-    }
-
-    #[test]
-    fn pacing_comes_back_to_what_it_was() {
-        let outer = PacedHere::set(true);
-        {
-            let _nested = PacedHere::set(false);
-            assert!(!PACED.with(Cell::get));
-        }
-        assert!(PACED.with(Cell::get), "the outer job is paced again");
-        drop(outer);
-        assert!(!PACED.with(Cell::get));
+        assert!(!thread_flag::is_set(&PACED), "not on the caller's thread");
     }
 
     #[cfg(target_os = "linux")]

@@ -39,6 +39,7 @@ mod single_flight;
 mod stampede_lock;
 pub mod stats;
 pub mod store;
+mod thread_flag;
 mod throttled_log;
 
 pub use builder::CacheBuilder;

@@ -204,21 +204,16 @@ impl Cache {
                     // The previous holder may have stored the value and let
                     // go between our lookup and now: look once more, with a
                     // GET of our own (a shared one may predate the lock).
-                    match self.read_fresh(mode, full).await {
-                        Read::Found(payload) => {
-                            if let Some(value) = self.deserialize::<S>(full, &payload) {
-                                let released = self.release_lock(mode, full, token).await;
-                                Stats::bump(&self.inner.stats.hits);
-                                return LockOutcome::Hit(value, payload, !released);
-                            }
+                    let read = self.read_fresh(mode, full).await;
+                    return match self.value_in::<S>(full, read) {
+                        Lookup::Hit(value, payload) => {
+                            let released = self.release_lock(mode, full, token).await;
+                            LockOutcome::Hit(value, payload, !released)
                         }
-                        Read::Absent => {}
-                        Read::Corrupt(e) => self.decode_failure(full, &e),
-                        // We hold the lock: compute, and let the store and
-                        // the release report how the backend is doing.
-                        Read::Failed(e) => self.backend_error("get", &e),
-                    }
-                    return LockOutcome::Acquired(token);
+                        // A failed read while we hold the lock: compute, and
+                        // let the store report how the backend is doing.
+                        Lookup::Miss | Lookup::Unavailable => LockOutcome::Acquired(token),
+                    };
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -235,19 +230,11 @@ impl Cache {
                 return LockOutcome::GaveUp;
             }
             self.sleep(mode, settings.poll_interval).await;
-            match self.read(mode, full).await {
-                Read::Found(payload) => {
-                    if let Some(value) = self.deserialize::<S>(full, &payload) {
-                        Stats::bump(&self.inner.stats.hits);
-                        return LockOutcome::Hit(value, payload, false);
-                    }
-                }
-                Read::Absent => {}
-                Read::Corrupt(e) => self.decode_failure(full, &e),
-                Read::Failed(e) => {
-                    self.backend_error("get", &e);
-                    return LockOutcome::Failed;
-                }
+            let read = self.read(mode, full).await;
+            match self.value_in::<S>(full, read) {
+                Lookup::Hit(value, payload) => return LockOutcome::Hit(value, payload, false),
+                Lookup::Miss => {}
+                Lookup::Unavailable => return LockOutcome::Failed,
             }
         }
     }
@@ -308,30 +295,37 @@ impl Cache {
     }
 
     async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
-        match self.read(mode, full).await {
+        let read = self.read(mode, full).await;
+        let found = self.value_in(full, read);
+        match &found {
+            Lookup::Hit(..) => tracing::trace!(cache = %self.inner.name, key = full, "hit"),
+            Lookup::Miss | Lookup::Unavailable => {
+                Stats::bump(&self.inner.stats.misses);
+                tracing::trace!(cache = %self.inner.name, key = full, "miss");
+            }
+        }
+        found
+    }
+
+    /// The value a read found (counted as a hit); a missing entry, or one
+    /// that does not decode (logged), is a miss; a failed read (logged) is
+    /// `Unavailable`. Misses are counted by the caller, which knows whether
+    /// this was the call's own lookup.
+    fn value_in<S: DeserializeOwned>(&self, full: &str, read: Read) -> Lookup<S> {
+        match read {
             Read::Found(payload) => match self.deserialize::<S>(full, &payload) {
                 Some(value) => {
                     Stats::bump(&self.inner.stats.hits);
-                    tracing::trace!(cache = %self.inner.name, key = full, "hit");
                     Lookup::Hit(value, payload)
                 }
-                None => {
-                    Stats::bump(&self.inner.stats.misses);
-                    Lookup::Miss
-                }
+                None => Lookup::Miss,
             },
-            Read::Absent => {
-                Stats::bump(&self.inner.stats.misses);
-                tracing::trace!(cache = %self.inner.name, key = full, "miss");
-                Lookup::Miss
-            }
+            Read::Absent => Lookup::Miss,
             Read::Corrupt(e) => {
-                Stats::bump(&self.inner.stats.misses);
                 self.decode_failure(full, &e);
                 Lookup::Miss
             }
             Read::Failed(e) => {
-                Stats::bump(&self.inner.stats.misses);
                 self.backend_error("get", &e);
                 Lookup::Unavailable
             }
