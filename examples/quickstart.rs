@@ -1,4 +1,4 @@
-//! Quickstart: memoize an expensive function in Redis.
+//! Quickstart: memoize an expensive function in Redis with `#[cache_memoize]`.
 //!
 //! ```text
 //! cargo run --release --example quickstart
@@ -9,9 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use cache_memoize::Cache;
+use cache_memoize::{cache_memoize, registry, Cache};
 
 /// Something slow worth caching: a prime sieve plus a pretend database wait.
+/// Its results live in the default cache for a minute, keyed by `limit`.
+#[cache_memoize(ttl = 60, prefix = "primes")]
 async fn expensive_report(limit: u64) -> Vec<u64> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut composite = vec![false; limit as usize + 1];
@@ -51,10 +53,10 @@ async fn main() {
                 .expect("valid in-memory cache")
         }
     };
+    // Memoized functions without `alias`/`cache` use the default cache.
+    registry::set_default(cache.clone());
     // Start from a clean slate so the first call is a miss on every run.
-    if let Err(e) = cache.delete_prefix("primes:").await {
-        println!("could not clear old entries: {e}");
-    }
+    expensive_report_invalidate_all().await;
 
     println!(
         "{:<6} {:>10} {:>8} {:>10}",
@@ -66,13 +68,7 @@ async fn main() {
     {
         let before = cache.stats();
         let started = Instant::now();
-        let primes: Vec<u64> = cache
-            .get_or_compute(
-                &format!("primes:{limit}"),
-                Some(Duration::from_secs(60)),
-                || expensive_report(limit),
-            )
-            .await;
+        let primes = expensive_report(limit).await;
         let elapsed = started.elapsed();
         let outcome = if cache.stats().hits > before.hits {
             "hit"
@@ -96,4 +92,10 @@ async fn main() {
         stats.errors,
         cache.describe_backend()
     );
+    if !cache.is_in_memory() {
+        println!(
+            "entry of call 1: {}\nlook inside: cargo run -p cache-memoize-cli -- show {0}",
+            expensive_report_cache_key(100_000)
+        );
+    }
 }

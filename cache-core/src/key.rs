@@ -243,22 +243,145 @@ impl KeyMatcher {
     /// The Redis glob pattern for `SCAN … MATCH`, with glob metacharacters
     /// of the prefix escaped.
     pub fn glob(&self) -> String {
-        let mut glob = String::with_capacity(self.prefix.len() + ARGS_HASH_LEN + 4);
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                glob.push('\\');
-            }
-            glob.push(c);
-        }
+        let mut glob = escape_glob(&self.prefix);
         if self.exact_hash_suffix {
-            for _ in 0..ARGS_HASH_LEN {
-                glob.push_str("[0-9a-f]");
-            }
+            glob.push_str(ARGS_HASH_GLOB);
         } else {
             glob.push('*');
         }
         glob
     }
+}
+
+/// `text` with the metacharacters of Redis globs (`* ? [ ] \\`) escaped, so
+/// a `SCAN … MATCH` pattern built from it matches `text` literally.
+///
+/// ```
+/// assert_eq!(cache_core::key::escape_glob("a*b[1]"), r"a\*b\[1\]");
+/// ```
+pub fn escape_glob(text: &str) -> String {
+    let mut glob = String::with_capacity(text.len() + ARGS_HASH_GLOB.len() + 4);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            glob.push('\\');
+        }
+        glob.push(c);
+    }
+    glob
+}
+
+/// The Redis glob of one args hash: 32 lowercase hex digits.
+pub const ARGS_HASH_GLOB: &str = concat!(
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]",
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]",
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]",
+    "[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]",
+);
+
+/// A stored key taken apart along the layout, as far as the layout tells:
+/// `{cache prefix}:{version}:{user key}`, and for a memoized function's entry
+/// the function prefix in front of the args hash.
+///
+/// Tools that look inside Redis (the `cache-memoize` command) use it to
+/// group entries by function without knowing the caches that wrote them.
+///
+/// ```
+/// use cache_core::key::{KeyBuilder, KeyParts};
+/// let keys = KeyBuilder::new("shop", 1);
+/// let full = keys.function_key("shop::price", &(&42u64,)).unwrap();
+/// let parts = KeyParts::parse(full.as_str()).unwrap();
+/// assert_eq!((parts.prefix, parts.version), ("shop", 1));
+/// assert_eq!(parts.function, Some("shop::price"));
+/// assert_eq!(parts.namespace(), "shop:1:");
+///
+/// let by_hand = KeyParts::parse("shop:1:primes:100").unwrap();
+/// assert_eq!((by_hand.user_key, by_hand.function), ("primes:100", None));
+/// assert!(KeyParts::parse("session:abc").is_none()); // not written by a cache
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyParts<'a> {
+    /// The cache prefix (`CacheBuilder::prefix`).
+    pub prefix: &'a str,
+    /// The cache version (`CacheBuilder::version`).
+    pub version: u32,
+    /// Everything after `{prefix}:{version}:`.
+    pub user_key: &'a str,
+    /// The function prefix, when the user key is `{function prefix}:{args
+    /// hash}` (an entry of a memoized function); `None` for keys set by hand
+    /// and for shortened over-long keys.
+    pub function: Option<&'a str>,
+}
+
+impl<'a> KeyParts<'a> {
+    /// Splits `full_key` at its first `:{digits}:` after a non-empty cache
+    /// prefix. A cache prefix that itself contains `:{digits}:` is split at
+    /// the wrong place: use [`parse_with_prefix`](Self::parse_with_prefix)
+    /// when the prefix is known.
+    pub fn parse(full_key: &'a str) -> Option<Self> {
+        let mut from = 0;
+        while let Some(found) = full_key[from..].find(':') {
+            let colon = from + found;
+            if colon > 0 {
+                if let Some(parts) = Self::split_at(full_key, colon) {
+                    return Some(parts);
+                }
+            }
+            from = colon + 1;
+        }
+        None
+    }
+
+    /// Like [`parse`](Self::parse), for a known cache prefix.
+    ///
+    /// ```
+    /// # use cache_core::key::KeyParts;
+    /// let parts = KeyParts::parse_with_prefix("a:2:b:3:k", "a:2:b").unwrap();
+    /// assert_eq!((parts.version, parts.user_key), (3, "k"));
+    /// ```
+    pub fn parse_with_prefix(full_key: &'a str, prefix: &str) -> Option<Self> {
+        if prefix.is_empty() || !full_key.starts_with(prefix) {
+            return None;
+        }
+        Self::split_at(full_key, prefix.len())
+    }
+
+    /// `full_key` split with its cache prefix ending at byte `colon`, if
+    /// `:{version}:` follows there.
+    fn split_at(full_key: &'a str, colon: usize) -> Option<Self> {
+        let rest = full_key[colon..].strip_prefix(':')?;
+        let (version, user_key) = rest.split_once(':')?;
+        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(KeyParts {
+            prefix: &full_key[..colon],
+            version: version.parse().ok()?,
+            user_key,
+            function: function_of(user_key),
+        })
+    }
+
+    /// `{prefix}:{version}:`, the namespace of the cache that wrote the key.
+    pub fn namespace(&self) -> String {
+        format!("{}:{}:", self.prefix, self.version)
+    }
+
+    /// A matcher for every entry of this key's function (`None` for a key
+    /// that is not a memoized function's entry).
+    pub fn function_matcher(&self) -> Option<KeyMatcher> {
+        let function = self.function?;
+        Some(KeyBuilder::new(self.prefix, self.version).matcher_for_function(function))
+    }
+}
+
+/// The function prefix of a user key `{function prefix}:{args hash}`.
+fn function_of(user_key: &str) -> Option<&str> {
+    let (function, hash) = user_key.rsplit_once(':')?;
+    let is_hash = hash.len() == ARGS_HASH_LEN
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (is_hash && !function.is_empty()).then_some(function)
 }
 
 #[cfg(test)]
@@ -295,6 +418,31 @@ mod tests {
         assert!(!m.matches(&nested));
         assert!(!m.matches(&longer));
         assert_eq!(m.glob(), format!("p:1:a:{}", "[0-9a-f]".repeat(32)));
+    }
+
+    #[test]
+    fn parts_round_trip_every_key_a_builder_makes() {
+        let keys = KeyBuilder::new("app:eu", 7);
+        let full = keys.function_key("svc::a:b", &(&1u8, &"x")).unwrap();
+        let parts = KeyParts::parse_with_prefix(full.as_str(), "app:eu").unwrap();
+        assert_eq!(parts.version, 7);
+        assert_eq!(parts.function, Some("svc::a:b"));
+        assert!(parts.function_matcher().unwrap().matches(full.as_str()));
+        // Without the prefix, the first `:{digits}:` wins: "app:eu" has none.
+        assert_eq!(KeyParts::parse(full.as_str()), Some(parts));
+        // A shortened over-long key is not mistaken for a function entry.
+        let long = keys.full_key(&format!("{}:{}", "f".repeat(2000), "0".repeat(32)));
+        let parts = KeyParts::parse(&long).unwrap();
+        assert_eq!(parts.function, None);
+        // Upper-case hex is not an args hash; versions are digits only.
+        assert_eq!(
+            KeyParts::parse(&format!("p:1:f:{}", "A".repeat(32)))
+                .unwrap()
+                .function,
+            None
+        );
+        assert!(KeyParts::parse("p:v1:k").is_none());
+        assert!(KeyParts::parse(":1:k").is_none());
     }
 
     #[test]

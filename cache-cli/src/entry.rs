@@ -1,0 +1,193 @@
+//! What a stored entry is: its format, read from the header, and its value
+//! decoded to JSON when the format is self-describing.
+
+use cache_core::codec::header::{Header, FORMAT_VERSION, HEADER_LEN, MAGIC};
+use cache_core::codec::{compressors, serializers};
+use cache_core::Codec;
+use serde::Serialize;
+
+use crate::any_value::AnyValue;
+
+/// The format of an entry, named from its first four bytes.
+pub fn format_label(head: &[u8]) -> String {
+    if head.len() < HEADER_LEN || head[0] != MAGIC {
+        return "not a cache entry".to_owned();
+    }
+    if head[1] != FORMAT_VERSION {
+        return format!("format v{} (unknown to this tool)", head[1]);
+    }
+    let serializer = serializer_name(head[2]);
+    match head[3] {
+        0 => serializer,
+        id => format!("{serializer}+{}", compressor_name(id)),
+    }
+}
+
+fn serializer_name(id: u8) -> String {
+    serializers()
+        .iter()
+        .find(|s| s.id() == id)
+        .map_or_else(|| format!("serializer#{id}"), |s| s.name().to_owned())
+}
+
+fn compressor_name(id: u8) -> String {
+    compressors()
+        .iter()
+        .find(|c| c.id() == id)
+        .map_or_else(|| format!("compressor#{id}"), |c| c.name().to_owned())
+}
+
+/// Everything `show` says about one entry.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    /// `value`: decoded; `undecodable`: a cache entry whose value could not
+    /// be decoded here; `not_an_entry`: bytes without the cache's header.
+    pub kind: &'static str,
+    /// The header, for cache entries.
+    pub format: Option<FormatInfo>,
+    /// The serialized value's size, after inflating.
+    pub payload_bytes: Option<usize>,
+    /// The value as JSON.
+    pub value: Option<serde_json::Value>,
+    /// Why the value is not shown.
+    pub problem: Option<String>,
+    /// The first bytes, for entries that are not shown as a value.
+    pub head: Option<String>,
+}
+
+/// The header of a cache entry.
+#[derive(Debug, Serialize)]
+pub struct FormatInfo {
+    /// Format version (byte 1).
+    pub version: u8,
+    /// Serializer id (byte 2) and name.
+    pub serializer_id: u8,
+    /// Name of the serializer, or `serializer#id` when unknown here.
+    pub serializer: String,
+    /// Compressor id (byte 3; 0: none).
+    pub compressor_id: u8,
+    /// Name of the compressor.
+    pub compressor: String,
+}
+
+/// Decodes `entry` as far as it goes. Never panics: a corrupt or foreign
+/// entry is described.
+pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
+    let head = Some(escaped_head(&entry));
+    let header = match Header::split(&entry) {
+        Ok((header, _)) => header,
+        Err(e) => {
+            let kind = if entry.first() == Some(&MAGIC) {
+                "undecodable"
+            } else {
+                "not_an_entry"
+            };
+            return Inspection {
+                kind,
+                format: None,
+                payload_bytes: None,
+                value: None,
+                problem: Some(e.to_string()),
+                head,
+            };
+        }
+    };
+    let format = Some(FormatInfo {
+        version: FORMAT_VERSION,
+        serializer_id: header.serializer,
+        serializer: serializer_name(header.serializer),
+        compressor_id: header.compressor,
+        compressor: if header.compressor == 0 {
+            "none".to_owned()
+        } else {
+            compressor_name(header.compressor)
+        },
+    });
+    let undecodable = |format, payload_bytes, problem: String| Inspection {
+        kind: "undecodable",
+        format,
+        payload_bytes,
+        value: None,
+        problem: Some(problem),
+        head: head.clone(),
+    };
+    let payload = match codec.open(entry.clone()) {
+        Ok(payload) => payload,
+        Err(e) => return undecodable(format, None, e.to_string()),
+    };
+    match codec.deserialize::<AnyValue>(&payload) {
+        Ok(AnyValue(value)) => Inspection {
+            kind: "value",
+            format,
+            payload_bytes: Some(payload.as_bytes().len()),
+            value: Some(value),
+            problem: None,
+            head: None,
+        },
+        Err(e) => {
+            let why = if serializer_name(header.serializer) == "postcard" {
+                "postcard is not self-describing: only the Rust type that wrote it can decode it"
+                    .to_owned()
+            } else {
+                e.to_string()
+            };
+            undecodable(format, Some(payload.as_bytes().len()), why)
+        }
+    }
+}
+
+/// The first 32 bytes, printable ASCII as is and the rest as `\xNN`.
+fn escaped_head(entry: &[u8]) -> String {
+    let mut text = String::new();
+    for &b in entry.iter().take(32) {
+        if b.is_ascii_graphic() || b == b' ' {
+            text.push(b as char);
+        } else {
+            text.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if entry.len() > 32 {
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_the_codec_or_say_what_is_wrong() {
+        assert_eq!(format_label(&[0xCA, 1, 1, 1]), "msgpack+zlib");
+        assert_eq!(format_label(&[0xCA, 1, 2, 0]), "json");
+        assert_eq!(
+            format_label(&[0xCA, 1, 200, 99]),
+            "serializer#200+compressor#99"
+        );
+        assert_eq!(
+            format_label(&[0xCA, 9, 1, 1]),
+            "format v9 (unknown to this tool)"
+        );
+        assert_eq!(format_label(b"hello"), "not a cache entry");
+        assert_eq!(format_label(&[0xCA]), "not a cache entry");
+    }
+
+    #[test]
+    fn values_decode_and_bad_entries_are_described() {
+        let codec = Codec::default();
+        let good = inspect(&codec, codec.encode(&vec!["a"; 2000]).unwrap());
+        assert_eq!(good.kind, "value");
+        assert_eq!(good.format.as_ref().unwrap().compressor, "zlib");
+        assert_eq!(good.value.unwrap().as_array().unwrap().len(), 2000);
+
+        let mut corrupt = codec.encode(&vec!["a"; 2000]).unwrap();
+        corrupt.truncate(20);
+        let bad = inspect(&codec, corrupt);
+        assert_eq!(bad.kind, "undecodable");
+        assert!(bad.problem.is_some());
+
+        let foreign = inspect(&codec, b"plain text".to_vec());
+        assert_eq!(foreign.kind, "not_an_entry");
+        assert_eq!(foreign.head.as_deref(), Some("plain text"));
+    }
+}
