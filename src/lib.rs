@@ -15,8 +15,24 @@
 //! assert_eq!(cache.stats().misses, 1);
 //! # }
 //! ```
+//!
+//! # Cargo features
+//!
+//! None is enabled by default; each one enables the feature of the same
+//! name of [`cache_core`].
+//!
+//! - `tls`: `rediss://` URLs, TLS through rustls (with the webpki roots, or
+//!   a private CA given to [`CacheBuilder::tls_ca_file`]).
+//! - `postcard`, `cbor`: the optional serializers, and `gzip`, `zstd`, `lz4`,
+//!   `xz`, `brotli`, `snappy`: the optional compressors (see [`codec`]).
+//! - `all-codecs`: every optional serializer and compressor.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cache_core::*;
+// Shown as re-exports, not as copies of the whole redis and serde docs.
+#[doc(no_inline)]
+pub use cache_core::{redis, serde};
 pub use cache_macros::cache_memoize;
 
 #[doc(hidden)]

@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cache-memoize", version)]
 pub struct Cli {
-    /// Redis to look at: redis://[user:password@]host:port[/db], rediss://
-    /// (with the `tls` feature) or redis+unix://; a Cluster node's URL
-    /// makes the command walk the whole Cluster.
+    /// Redis to look at: `redis://[user:password@]host:port[/db]`,
+    /// `rediss://` (with the `tls` feature) or `redis+unix://`; a Cluster
+    /// node's URL makes the command walk the whole Cluster.
     #[arg(
         long,
         env = "REDIS_URL",

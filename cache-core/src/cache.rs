@@ -220,7 +220,7 @@ impl Cache {
             .await
     }
 
-    /// Deletes `key` (a user key or a [`FullKey`]); whether it existed.
+    /// Deletes `key` (a user key or a [`FullKey`](crate::key::FullKey)); whether it existed.
     pub async fn delete(&self, key: &(impl CacheKey + ?Sized)) -> Result<bool> {
         self.inner
             .backend

@@ -18,6 +18,18 @@
 //! assert_eq!(cache.stats().misses, 1);
 //! # }
 //! ```
+//!
+//! # Cargo features
+//!
+//! None is enabled by default.
+//!
+//! - `tls`: `rediss://` URLs, TLS through rustls (with the webpki roots, or
+//!   a private CA given to [`CacheBuilder::tls_ca_file`]).
+//! - `postcard`, `cbor`: the optional serializers, and `gzip`, `zstd`, `lz4`,
+//!   `xz`, `brotli`, `snappy`: the optional compressors (see [`codec`]).
+//! - `all-codecs`: every optional serializer and compressor.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 pub mod batch;
@@ -55,3 +67,8 @@ pub use stats::StatsSnapshot;
 /// Crates the generated code and users need, at the versions this crate uses.
 pub use deadpool_redis::redis;
 pub use serde;
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

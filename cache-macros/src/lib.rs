@@ -4,6 +4,8 @@
 //! `::cache_memoize::__private`. Arguments are parsed into a model
 //! (`attr`), checked against the function (`check`) and expanded (`expand`).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 use proc_macro::TokenStream;
 use quote::ToTokens;
 use syn::ItemFn;

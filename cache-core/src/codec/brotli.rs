@@ -17,6 +17,8 @@ const WINDOW_LOG: i32 = 22;
 /// The default is 5, not brotli's 11: quality 11 compresses about ten times
 /// slower for a few percent of size, which a cache write cannot afford.
 ///
+/// Needs the `brotli` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{BrotliCompressor, Compressor};
 /// let brotli = BrotliCompressor::default();
@@ -24,6 +26,10 @@ const WINDOW_LOG: i32 = 22;
 /// brotli.compress(&[9u8; 5000], &mut packed).unwrap();
 /// assert!(packed.len() < 50);
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "brotli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "brotli")))]
 #[derive(Clone, Copy, Debug)]
 pub struct BrotliCompressor {
     quality: u32,

@@ -14,12 +14,18 @@ use crate::error::CodecError;
 /// type that can be handed to `erased_serde`, which the [`Serializer`] trait
 /// needs.
 ///
+/// Needs the `cbor` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{CborSerializer, Serializer};
 /// let mut out = Vec::new();
 /// CborSerializer.serialize(&vec![1u8, 2], &mut out).unwrap();
 /// assert_eq!(out, [0x82, 1, 2]);
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "cbor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CborSerializer;
 

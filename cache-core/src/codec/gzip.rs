@@ -13,12 +13,18 @@ use crate::error::CodecError;
 /// bigger (18-byte) envelope with a CRC-32; pick it when other readers
 /// expect gzip (`gzip -d`, Python's `gzip.decompress`).
 ///
+/// Needs the `gzip` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{Compressor, GzipCompressor};
 /// let mut packed = Vec::new();
 /// GzipCompressor::default().compress(b"hello hello hello", &mut packed).unwrap();
 /// assert_eq!(&packed[..2], &[0x1f, 0x8b]); // gzip magic
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "gzip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gzip")))]
 #[derive(Clone, Copy, Debug)]
 pub struct GzipCompressor {
     level: u32,

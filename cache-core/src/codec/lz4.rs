@@ -12,12 +12,18 @@ use crate::error::CodecError;
 /// frame format (not the raw block format) is used, so `lz4 -d` and Python's
 /// `lz4.frame.decompress` read the payloads.
 ///
+/// Needs the `lz4` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{Compressor, Lz4Compressor};
 /// let mut packed = Vec::new();
 /// Lz4Compressor.compress(&[0u8; 1000], &mut packed).unwrap();
 /// assert_eq!(&packed[..4], &[0x04, 0x22, 0x4d, 0x18]); // LZ4 frame magic
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "lz4")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lz4")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Lz4Compressor;
 

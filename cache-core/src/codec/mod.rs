@@ -1,5 +1,22 @@
 //! How values become bytes: a [`Serializer`], a [`Compressor`], and the
 //! 4-byte [`header`] that records which were used (see `docs/FORMAT.md`).
+//!
+//! Always available: [`MsgpackSerializer`] (the default), [`JsonSerializer`],
+//! [`ZlibCompressor`] (the default) and [`NoCompression`]. The others are
+//! behind cargo features of the same name (`all-codecs` enables them all):
+//!
+//! | Feature    | Item                 | Header id      |
+//! |------------|----------------------|----------------|
+//! | `postcard` | `PostcardSerializer` | serializer 3   |
+//! | `cbor`     | `CborSerializer`     | serializer 4   |
+//! | `gzip`     | `GzipCompressor`     | compressor 2   |
+//! | `zstd`     | `ZstdCompressor`     | compressor 3   |
+//! | `lz4`      | `Lz4Compressor`      | compressor 4   |
+//! | `xz`       | `XzCompressor`       | compressor 5   |
+//! | `brotli`   | `BrotliCompressor`   | compressor 6   |
+//! | `snappy`   | `SnappyCompressor`   | compressor 7   |
+//!
+//! [`serializers`] and [`compressors`] list those compiled in.
 
 #[cfg(feature = "brotli")]
 mod brotli;
@@ -31,19 +48,27 @@ pub use serializer::{JsonSerializer, MsgpackSerializer, Serializer, Visit};
 pub use value_codec::{Codec, CodecBuilder, Payload, Serialized};
 
 #[cfg(feature = "brotli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "brotli")))]
 pub use brotli::BrotliCompressor;
 #[cfg(feature = "cbor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cbor")))]
 pub use cbor::CborSerializer;
 pub use compiled_in::{compressors, serializers};
 #[cfg(feature = "gzip")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gzip")))]
 pub use gzip::GzipCompressor;
 #[cfg(feature = "lz4")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lz4")))]
 pub use lz4::Lz4Compressor;
 #[cfg(feature = "postcard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 pub use postcard::PostcardSerializer;
 #[cfg(feature = "snappy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "snappy")))]
 pub use snappy::SnappyCompressor;
 #[cfg(feature = "xz")]
+#[cfg_attr(docsrs, doc(cfg(feature = "xz")))]
 pub use xz::XzCompressor;
 #[cfg(feature = "zstd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zstd")))]
 pub use zstd::ZstdCompressor;

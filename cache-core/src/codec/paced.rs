@@ -15,10 +15,10 @@ use std::io::{self, Read, Write};
 /// Bytes between two pauses.
 pub const PIECE: usize = 64 * 1024;
 
-/// A reader or writer that pauses after every [`PIECE`] bytes when it runs
+/// A reader or writer that pauses after every 64 KiB when it runs
 /// in one of the cache's background compressions (see the module docs),
 /// and passes bytes straight through anywhere else. It never changes the
-/// bytes, but hands them on at most [`PIECE`] at a time: fine for zlib,
+/// bytes, but hands them on at most 64 KiB at a time: fine for zlib,
 /// gzip, xz and brotli, whose output does not depend on how the input is
 /// split; an encoder that sizes its blocks from the first write (lz4's
 /// frame encoder) would write a different, still valid, stream.

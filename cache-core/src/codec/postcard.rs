@@ -13,12 +13,18 @@ use crate::error::CodecError;
 /// or reordering struct fields makes old entries undecodable (they become
 /// misses). Prefer it for stable, fully typed values.
 ///
+/// Needs the `postcard` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{PostcardSerializer, Serializer};
 /// let mut out = Vec::new();
 /// PostcardSerializer.serialize(&(300u32, "hi"), &mut out).unwrap();
 /// assert_eq!(out, [0xAC, 0x02, 2, b'h', b'i']);
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "postcard")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postcard")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PostcardSerializer;
 

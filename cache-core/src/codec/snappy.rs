@@ -11,12 +11,18 @@ use crate::error::CodecError;
 /// `snappy.decompress` and most key-value stores) starts with the inflated
 /// length, which is checked against the limit before anything is allocated.
 ///
+/// Needs the `snappy` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{Compressor, SnappyCompressor};
 /// let mut packed = Vec::new();
 /// SnappyCompressor.compress(&[5u8; 4000], &mut packed).unwrap();
 /// assert!(SnappyCompressor.decompress(&packed, 3999, &mut Vec::new()).is_err());
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "snappy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "snappy")))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SnappyCompressor;
 

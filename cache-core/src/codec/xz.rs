@@ -20,12 +20,18 @@ const MIN_DICT_SIZE: u32 = 4096;
 /// preset's 8 MiB would be allocated and cleared for every value otherwise),
 /// which changes nothing in the output but the header's dictionary size.
 ///
+/// Needs the `xz` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{Compressor, XzCompressor};
 /// let mut packed = Vec::new();
 /// XzCompressor::default().compress(b"abcabcabcabc", &mut packed).unwrap();
 /// assert_eq!(&packed[..6], b"\xfd7zXZ\x00"); // xz magic
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "xz")]
+#[cfg_attr(docsrs, doc(cfg(feature = "xz")))]
 #[derive(Clone, Copy, Debug)]
 pub struct XzCompressor {
     preset: u32,

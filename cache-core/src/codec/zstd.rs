@@ -10,6 +10,8 @@ use crate::error::CodecError;
 ///
 /// Usually the best size for the time among the built-in compressors.
 ///
+/// Needs the `zstd` cargo feature (of `cache-memoize` or `cache-core`).
+///
 /// ```
 /// use cache_core::codec::{Compressor, ZstdCompressor};
 /// let zstd = ZstdCompressor::default();
@@ -19,6 +21,10 @@ use crate::error::CodecError;
 /// zstd.decompress(&packed, 10_000, &mut unpacked).unwrap();
 /// assert_eq!(unpacked, [1u8; 10_000]);
 /// ```
+// The module's cfg again: carried into the metadata, it gives the
+// re-export in `cache-memoize` its feature badge too.
+#[cfg(feature = "zstd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zstd")))]
 #[derive(Clone, Copy, Debug)]
 pub struct ZstdCompressor {
     level: i32,
