@@ -21,15 +21,34 @@
 //!    together. The value read back is compared with the original.
 //!
 //! It prints, per dataset, the table (median first), the bar charts "Best
-//! medians (shorter better)" and "Size of data saved (shorter better)", and
-//! an overall ranking relative to the default msgpack+zlib; it writes
-//! `fastest_config.svg`, `summary.csv` and `summary.json` into `--out`
-//! (default `target/fastest_config/`).
+//! medians (shorter better)" and "Size of data saved (shorter better)", the
+//! Pareto front and a recommendation, and an overall ranking relative to the
+//! default msgpack+zlib; it writes `fastest_config.svg`, `summary.csv` and
+//! `summary.json` into `--out` (default `target/fastest_config/`).
+//!
+//! The chart has one row per dataset: the two bar charts, and beside them a
+//! scatter panel, stored bytes (x) against median round trip (y), both on
+//! log scales, one labelled point per configuration, with the Pareto front
+//! (the configurations no other one beats on both size and round trip)
+//! drawn as a line in size order through ringed points, in the legend as
+//! `Pareto front: <dataset>`.
+//!
+//! The recommendation rule, per dataset: among the configurations on the
+//! Pareto front, those whose median round trip is within 10% of the fastest
+//! one; of those, the smallest stored size (then the faster, then the first
+//! in the table). A round trip this close to the best is within the noise of
+//! a loaded machine, while the smaller value saves Redis memory and network
+//! for every entry. `summary.json` marks each row with `pareto_front` and
+//! `recommended`.
 //!
 //! Redis: `--redis URL`, else `$REDIS_URL`, else `redis://127.0.0.1:6379`;
 //! when that default does not answer, a private `redis-server` is started
 //! on a free loopback port. Keys are written under the `fastest_config`
 //! prefix with a 5-minute ttl and deleted at the end.
+
+// The unit tests (`cargo test --example fastest_config`) compile this file
+// without calling `main`, so everything only `main` reaches would warn.
+#![cfg_attr(test, allow(dead_code))]
 
 #[path = "../benches/support/datasets.rs"]
 mod datasets;
@@ -233,6 +252,10 @@ struct Row<'a> {
     read_us: Stats,
     encode_cpu_us: Stats,
     decode_cpu_us: Stats,
+    /// No other configuration of the dataset is both as small and as fast.
+    pareto_front: bool,
+    /// The one configuration the recommendation rule picks for the dataset.
+    recommended: bool,
 }
 
 fn run(args: &Args, started: Instant) -> Result<(), String> {
@@ -301,7 +324,7 @@ fn run(args: &Args, started: Instant) -> Result<(), String> {
     );
 
     let rows = report(&datasets, &configs, &cells);
-    write_outputs(&args.out, &datasets, &configs, &cells, &rows)?;
+    write_outputs(&args.out, &datasets, &rows)?;
     cleanup(&rt, &configs, &datasets);
     Ok(())
 }
@@ -548,6 +571,8 @@ fn report<'a>(datasets: &'a [Dataset], configs: &'a [Config], cells: &[Cell]) ->
             "{:>2}  {:<16} {:>8} {:>6} | {:^45} | {:^17} | {:^17}",
             "", "", "bytes", "", "round trip µs", "median µs", "median µs"
         );
+        // This dataset's rows are the ones pushed from here on.
+        let start = rows.len();
         for (rank, cell) in mine.iter().enumerate() {
             let config = &configs[cell.config];
             let row = Row {
@@ -562,6 +587,8 @@ fn report<'a>(datasets: &'a [Dataset], configs: &'a [Config], cells: &[Cell]) ->
                 read_us: Stats::of(&cell.samples.read),
                 encode_cpu_us: Stats::of(&cell.samples.encode),
                 decode_cpu_us: Stats::of(&cell.samples.decode),
+                pareto_front: false,
+                recommended: false,
             };
             let rt = row.roundtrip_us;
             println!(
@@ -582,7 +609,7 @@ fn report<'a>(datasets: &'a [Dataset], configs: &'a [Config], cells: &[Cell]) ->
             );
             rows.push(row);
         }
-        let mine: Vec<&Row> = rows.iter().filter(|r| r.dataset == dataset.name).collect();
+        let mine: Vec<&Row> = rows[start..].iter().collect();
         let bars = |title: &str, unit: &str, value: &dyn Fn(&Row) -> f64| {
             let mut sorted = mine.clone();
             sorted.sort_by(|a, b| value(a).total_cmp(&value(b)));
@@ -600,9 +627,90 @@ fn report<'a>(datasets: &'a [Dataset], configs: &'a [Config], cells: &[Cell]) ->
         bars("Size of data saved (shorter better)", "bytes", &|r| {
             r.stored_bytes as f64
         });
+        mark_pareto_and_recommend(&dataset.name, &mut rows[start..]);
     }
     print_overall(datasets, &rows);
     rows
+}
+
+/// Sets `pareto_front` and `recommended` on one dataset's rows and prints
+/// the front and the recommendation.
+fn mark_pareto_and_recommend(dataset: &str, rows: &mut [Row]) {
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| (r.stored_bytes as f64, r.roundtrip_us.median))
+        .collect();
+    let front = pareto_front(&points);
+    for &i in &front {
+        rows[i].pareto_front = true;
+    }
+    let names: Vec<&str> = front.iter().map(|&i| rows[i].configuration).collect();
+    println!(
+        "\nPareto front — {dataset}, smallest first: {}",
+        names.join(", ")
+    );
+    let Some(pick) = recommend(&points) else {
+        println!("recommendation for {dataset}: none (no configuration was measured)");
+        return;
+    };
+    rows[pick].recommended = true;
+    let best = front
+        .iter()
+        .map(|&i| points[i].1)
+        .fold(f64::INFINITY, f64::min);
+    let row = &rows[pick];
+    println!(
+        "recommendation for {dataset}: {} ({} bytes, {:.1} µs round trip; on the Pareto front, \
+         round trip within {:.0}% of the fastest ({best:.1} µs), smallest among those)",
+        row.configuration,
+        row.stored_bytes,
+        row.roundtrip_us.median,
+        RECOMMEND_SLACK * 100.0
+    );
+}
+
+/// Indices of the Pareto front of `points`, `(size, time)` pairs where
+/// smaller is better for both: the points no other point dominates, i.e. no
+/// other point is at most as large and at most as slow and strictly better
+/// on one of the two. Exact ties (same size and time) do not dominate each
+/// other, so all of them stay: the measurement cannot tell them apart. A
+/// point with a non-finite coordinate (the median of no samples) is neither
+/// on the front nor dominates. Sorted by size, then time, then index: the
+/// order the front's line is drawn in and the recommendation scans.
+fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let finite = |p: (f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let dominates = |a: (f64, f64), b: (f64, f64)| {
+        finite(a) && a.0 <= b.0 && a.1 <= b.1 && (a.0 < b.0 || a.1 < b.1)
+    };
+    let mut front: Vec<usize> = (0..points.len())
+        .filter(|&i| finite(points[i]) && !points.iter().any(|&p| dominates(p, points[i])))
+        .collect();
+    front.sort_by(|&a, &b| {
+        (points[a].0.total_cmp(&points[b].0))
+            .then(points[a].1.total_cmp(&points[b].1))
+            .then(a.cmp(&b))
+    });
+    front
+}
+
+/// How much slower than the fastest round trip a recommendation may be: a
+/// difference this small is within the noise of a loaded machine.
+const RECOMMEND_SLACK: f64 = 0.10;
+
+/// Index of the recommended point of `points` (`(size, time)`, as for
+/// [`pareto_front`]): on the front, time within [`RECOMMEND_SLACK`] of the
+/// fastest, smallest among those. `None` when nothing was measured.
+fn recommend(points: &[(f64, f64)]) -> Option<usize> {
+    let front = pareto_front(points);
+    let fastest = front
+        .iter()
+        .map(|&i| points[i].1)
+        .fold(f64::INFINITY, f64::min);
+    // The front is in size order, so the first one fast enough is the
+    // smallest (and of equal sizes, the faster).
+    front
+        .into_iter()
+        .find(|&i| points[i].1 <= fastest * (1.0 + RECOMMEND_SLACK))
 }
 
 /// Bars scaled to the largest value, 50 characters wide.
@@ -666,13 +774,7 @@ fn print_overall(datasets: &[Dataset], rows: &[Row]) {
     }
 }
 
-fn write_outputs(
-    out: &Path,
-    datasets: &[Dataset],
-    configs: &[Config],
-    cells: &[Cell],
-    rows: &[Row],
-) -> Result<(), String> {
+fn write_outputs(out: &Path, datasets: &[Dataset], rows: &[Row]) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let write = |name: &str, contents: &[u8]| {
         let path = out.join(name);
@@ -710,7 +812,7 @@ fn write_outputs(
     let json = serde_json::to_vec_pretty(rows).map_err(|e| e.to_string())?;
     let json_path = write("summary.json", &json)?;
     let svg_path = out.join("fastest_config.svg");
-    draw_chart(&svg_path, datasets, configs, cells)
+    draw_chart(&svg_path, &chart_data(datasets, rows))
         .map_err(|e| format!("cannot draw {}: {e}", svg_path.display()))?;
     println!(
         "\nWrote {}, {} and {}",
@@ -721,38 +823,69 @@ fn write_outputs(
     Ok(())
 }
 
+/// One configuration as the chart sees it.
+struct Point {
+    config: String,
+    stored_bytes: usize,
+    /// Median round trip (write + read, wall clock).
+    roundtrip_us: f64,
+}
+
+/// What the chart draws of one dataset: plain data, so that the chart can
+/// be drawn without a Redis run.
+struct DatasetPoints {
+    name: String,
+    points: Vec<Point>,
+}
+
+/// The chart's data: per dataset, in order, its rows' size and round trip.
+fn chart_data(datasets: &[Dataset], rows: &[Row]) -> Vec<DatasetPoints> {
+    datasets
+        .iter()
+        .map(|dataset| DatasetPoints {
+            name: dataset.name.clone(),
+            points: rows
+                .iter()
+                .filter(|r| r.dataset == dataset.name)
+                .map(|r| Point {
+                    config: r.configuration.to_string(),
+                    stored_bytes: r.stored_bytes,
+                    roundtrip_us: r.roundtrip_us.median,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// One row per dataset: median round trip and stored bytes, as horizontal
-/// bars sorted shortest first; the baseline in another colour.
-fn draw_chart(
-    path: &Path,
-    datasets: &[Dataset],
-    configs: &[Config],
-    cells: &[Cell],
-) -> Result<(), Box<dyn std::error::Error>> {
+/// bars sorted shortest first, and beside them size against round trip with
+/// the Pareto front; the baseline in another colour.
+fn draw_chart(path: &Path, data: &[DatasetPoints]) -> Result<(), Box<dyn std::error::Error>> {
     const ROW_HEIGHT: u32 = 16;
-    let heights: Vec<u32> = (0..datasets.len())
-        .map(|d| 90 + ROW_HEIGHT * cells.iter().filter(|c| c.dataset == d).count() as u32)
+    const PANEL_WIDTH: u32 = 700;
+    // The scatter panel needs some height even when there are few bars.
+    const MIN_HEIGHT: u32 = 420;
+    let heights: Vec<u32> = data
+        .iter()
+        .map(|d| (90 + ROW_HEIGHT * d.points.len() as u32).max(MIN_HEIGHT))
         .collect();
-    let root = SVGBackend::new(path, (1400, heights.iter().sum())).into_drawing_area();
+    let root = SVGBackend::new(path, (3 * PANEL_WIDTH, heights.iter().sum())).into_drawing_area();
     root.fill(&WHITE)?;
     let mut rest = root.clone();
-    for (d, dataset) in datasets.iter().enumerate() {
-        let (band, below) = rest.split_vertically(heights[d]);
+    for (dataset, &height) in data.iter().zip(&heights) {
+        let (band, below) = rest.split_vertically(height);
         rest = below;
-        let (left, right) = band.split_horizontally(700);
-        let mine: Vec<&Cell> = cells.iter().filter(|c| c.dataset == d).collect();
-        let time: Vec<(String, f64)> = mine
+        let (left, right) = band.split_horizontally(PANEL_WIDTH);
+        let (middle, right) = right.split_horizontally(PANEL_WIDTH);
+        let time: Vec<(String, f64)> = dataset
+            .points
             .iter()
-            .map(|c| {
-                (
-                    configs[c.config].label.clone(),
-                    Stats::of(&c.samples.roundtrip).median,
-                )
-            })
+            .map(|p| (p.config.clone(), p.roundtrip_us))
             .collect();
-        let size: Vec<(String, f64)> = mine
+        let size: Vec<(String, f64)> = dataset
+            .points
             .iter()
-            .map(|c| (configs[c.config].label.clone(), c.stored as f64))
+            .map(|p| (p.config.clone(), p.stored_bytes as f64))
             .collect();
         bar_panel(
             &left,
@@ -763,13 +896,23 @@ fn draw_chart(
             time,
         )?;
         bar_panel(
-            &right,
+            &middle,
             &format!("{}: stored bytes, shorter is better", dataset.name),
             size,
         )?;
+        scatter_panel(&right, dataset)?;
     }
     root.present()?;
     Ok(())
+}
+
+/// The bars' and points' colour: the baseline stands out.
+fn config_color(label: &str) -> RGBColor {
+    if label == BASELINE {
+        RGBColor(214, 96, 77)
+    } else {
+        RGBColor(67, 147, 195)
+    }
 }
 
 fn bar_panel(
@@ -800,22 +943,129 @@ fn bar_panel(
         .label_style(("sans-serif", 11))
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (label, value))| {
-        let color = if label == BASELINE {
-            RGBColor(214, 96, 77)
-        } else {
-            RGBColor(67, 147, 195)
-        };
         let mut bar = Rectangle::new(
             [
                 (0.0, SegmentValue::Exact(i)),
                 (*value, SegmentValue::Exact(i + 1)),
             ],
-            color.filled(),
+            config_color(label).filled(),
         );
         bar.set_margin(2, 2, 0, 0);
         bar
     }))?;
     Ok(())
+}
+
+/// The legend text of a dataset's Pareto series: one per dataset in the SVG,
+/// which is how the test finds it.
+fn pareto_label(dataset: &str) -> String {
+    format!("Pareto front: {dataset}")
+}
+
+/// Stored bytes (x) against median round trip (y), one labelled point per
+/// configuration; the Pareto front as a line in size order through ringed
+/// points, one series named by [`pareto_label`].
+fn scatter_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    dataset: &DatasetPoints,
+) -> Result<(), Box<dyn std::error::Error>> {
+    const PARETO: RGBColor = RGBColor(230, 97, 1);
+    let xy: Vec<(f64, f64)> = dataset
+        .points
+        .iter()
+        .map(|p| (p.stored_bytes as f64, p.roundtrip_us))
+        .collect();
+    // Log scales: sizes and times span orders of magnitude (xz against no
+    // compression), which on linear axes crowds the front into a corner.
+    // The points go at their logarithms on linear axes, whose ticks are
+    // labelled with the values: plotters' own log axes label only the powers
+    // of ten and what follows them, so none of a range between two.
+    let log = |(x, y): (f64, f64)| {
+        (x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0).then(|| (x.log10(), y.log10()))
+    };
+    let drawn: Vec<(&str, (f64, f64))> = dataset
+        .points
+        .iter()
+        .zip(&xy)
+        .filter_map(|(point, &p)| Some((point.config.as_str(), log(p)?)))
+        .collect();
+    let front: Vec<(f64, f64)> = pareto_front(&xy)
+        .into_iter()
+        .filter_map(|i| log(xy[i]))
+        .collect();
+    // More room on the right: the names are written right of their point.
+    let x_range = padded_range(drawn.iter().map(|d| d.1 .0), 0.05, 0.2);
+    let y_range = padded_range(drawn.iter().map(|d| d.1 .1), 0.08, 0.08);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!(
+                "{}: stored bytes vs median round trip, lower left is better",
+                dataset.name
+            ),
+            ("sans-serif", 16),
+        )
+        .margin(8)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x_range, y_range)?;
+    chart
+        .configure_mesh()
+        .x_desc("stored bytes (log scale)")
+        .y_desc("round trip µs (log scale)")
+        .x_label_formatter(&|x| two_digits(10f64.powf(*x)))
+        .y_label_formatter(&|y| two_digits(10f64.powf(*y)))
+        .label_style(("sans-serif", 11))
+        .draw()?;
+    chart.draw_series(drawn.iter().map(|&(config, p)| {
+        EmptyElement::at(p)
+            + Circle::new((0, 0), 3, config_color(config).filled())
+            + Text::new(config.to_string(), (5, -10), ("sans-serif", 10))
+    }))?;
+    let style = PARETO.stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(front.iter().copied(), style))?
+        .label(pareto_label(&dataset.name))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    // Rings, so that each front point keeps its own colour inside.
+    chart.draw_series(front.iter().map(|&p| Circle::new(p, 6, style)))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 11))
+        .draw()?;
+    Ok(())
+}
+
+/// The finite values' range, widened by the given fractions of its span on
+/// each side; 0.1 either side of a lone value, 0..1 when there is none.
+fn padded_range(values: impl Iterator<Item = f64>, low: f64, high: f64) -> std::ops::Range<f64> {
+    let (min, max) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if min > max {
+        0.0..1.0
+    } else if min == max {
+        min - 0.1..max + 0.1
+    } else {
+        let span = max - min;
+        min - span * low..max + span * high
+    }
+}
+
+/// `v` rounded to two significant digits: the label of a tick of a log
+/// axis, which falls on no round number.
+fn two_digits(v: f64) -> String {
+    if !(v.is_finite() && v > 0.0) {
+        return String::new();
+    }
+    let exponent = v.log10().floor() as i32 - 1;
+    let step = 10f64.powi(exponent);
+    let decimals = usize::try_from(-exponent).unwrap_or(0);
+    format!("{:.*}", decimals, (v / step).round() * step)
 }
 
 /// Deletes the benchmark's keys (they would expire within 5 minutes anyway).
@@ -827,4 +1077,97 @@ fn cleanup(rt: &Runtime, configs: &[Config], datasets: &[Dataset]) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_excludes_dominated_and_keeps_ties() {
+        let points = [
+            (100.0, 10.0),    // 0: on the front
+            (200.0, 5.0),     // 1: on the front, the fastest
+            (150.0, 12.0),    // 2: dominated by 0 on both
+            (100.0, 10.0),    // 3: an exact tie with 0, kept
+            (100.0, 11.0),    // 4: as small as 0 but slower
+            (300.0, 5.0),     // 5: as fast as 1 but larger
+            (50.0, f64::NAN), // 6: no samples, never on the front
+        ];
+        assert_eq!(pareto_front(&points), vec![0, 3, 1]);
+        assert_eq!(pareto_front(&[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn recommend_takes_the_smallest_within_the_slack() {
+        // 0 is within 10% of the fastest (1) and smaller.
+        assert_eq!(
+            recommend(&[(100.0, 10.5), (200.0, 10.0), (50.0, 30.0)]),
+            Some(0)
+        );
+        // 0 is too slow, so the fastest wins.
+        assert_eq!(recommend(&[(100.0, 12.0), (200.0, 10.0)]), Some(1));
+        assert_eq!(recommend(&[]), None);
+    }
+
+    #[test]
+    fn two_digits_rounds_log_axis_labels() {
+        assert_eq!(two_digits(15_848.9), "16000");
+        assert_eq!(two_digits(199.5), "200");
+        assert_eq!(two_digits(0.5012), "0.50");
+        assert_eq!(two_digits(f64::NAN), "");
+    }
+
+    #[test]
+    fn chart_has_one_pareto_series_per_dataset() {
+        let point = |config: &str, stored_bytes: usize, roundtrip_us: f64| Point {
+            config: config.to_string(),
+            stored_bytes,
+            roundtrip_us,
+        };
+        // "small" is a prefix of "small-nested": the count must not mix them.
+        let data = vec![
+            DatasetPoints {
+                name: "small".into(),
+                points: vec![
+                    point("msgpack+zlib", 120, 80.0),
+                    point("msgpack+none", 200, 60.0),
+                    point("json+none", 260, 90.0),
+                ],
+            },
+            DatasetPoints {
+                name: "small-nested".into(),
+                points: vec![
+                    point("msgpack+zstd", 900, 150.0),
+                    point("cbor+lz4", 1400, 110.0),
+                    point("json+zlib", 1000, 170.0),
+                    point("json+none", 5000, 120.0),
+                ],
+            },
+            DatasetPoints {
+                name: "single".into(),
+                points: vec![point("postcard+none", 40, 30.0)],
+            },
+        ];
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "fastest_config-test-{}-{nanos}.svg",
+            std::process::id()
+        ));
+        let drawn = draw_chart(&path, &data);
+        let svg = std::fs::read_to_string(&path);
+        let _ = std::fs::remove_file(&path);
+        drawn.expect("the chart draws");
+        let svg = svg.expect("the chart was written");
+        // plotters writes the text of a <text> element (a legend label) on
+        // a line of its own; whole lines, so "small" is not "small-nested".
+        let count = |label: &str| svg.lines().filter(|l| l.trim() == label).count();
+        for dataset in &data {
+            let label = pareto_label(&dataset.name);
+            assert_eq!(count(&label), 1, "{label:?} in the SVG");
+        }
+        assert_eq!(svg.matches("Pareto front: ").count(), data.len());
+    }
 }
