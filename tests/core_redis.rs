@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cache_memoize::codec::header::Meta;
 use cache_memoize::key::function_key;
 use cache_memoize::{Cache, Codec, Error};
 use serde::{Deserialize, Serialize};
@@ -293,14 +294,34 @@ fn golden_keys_and_bytes_do_not_change() {
     );
 
     let codec = Codec::default();
-    assert_eq!(hex(&codec.encode(&symbol(3)).unwrap()), "ca01010085a67469636b6572a453594d33a57072696365cb400e000000000000a6766f6c756d65cd0bb8a47461677392a6657175697479a8736563746f722d33a6706172656e74c0");
+    // Format 2: magic, version, msgpack, no compression, no flags; version
+    // token, compute time, logical expiry; the payload.
+    let meta = Meta {
+        version_token: 0x0102030405060708,
+        compute_millis: 250,
+        expires_at_millis: 1_700_000_000_000,
+    };
+    let (entry, _) = codec
+        .seal_with(codec.serialize(&symbol(3)).unwrap(), meta)
+        .unwrap();
+    assert_eq!(hex(&entry), "ca020100000102030405060708000000fa0000018bcfe5680085a67469636b6572a453594d33a57072696365cb400e000000000000a6766f6c756d65cd0bb8a47461677392a6657175697479a8736563746f722d33a6706172656e74c0");
+    // Format 1 entries (written before 0.1) still read.
+    let v1 = "ca01010085a67469636b6572a453594d33a57072696365cb400e000000000000a6766f6c756d65cd0bb8a47461677392a6657175697479a8736563746f722d33a6706172656e74c0";
+    let v1: Vec<u8> = (0..v1.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(codec.decode::<Symbol>(&v1).unwrap(), symbol(3));
     // Compressed entries: the header and the inflated payload are pinned (the
     // deflate stream itself may differ between zlib implementations).
     let big = codec.encode(&vec!["abc"; 500]).unwrap();
-    assert_eq!(&big[..4], &[0xCA, 0x01, 0x01, 0x01]);
+    assert_eq!(&big[..5], &[0xCA, 0x02, 0x01, 0x01, 0x00]);
     let mut payload = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&big[4..]), &mut payload)
-        .unwrap();
+    std::io::Read::read_to_end(
+        &mut flate2::read::ZlibDecoder::new(&big[25..]),
+        &mut payload,
+    )
+    .unwrap();
     let mut want = vec![0xdc, 0x01, 0xf4]; // array16 of 500
     for _ in 0..500 {
         want.extend_from_slice(b"\xa3abc");
@@ -317,9 +338,12 @@ async fn golden_bytes_are_what_redis_stores() {
     let _redis = redis();
     let cache = cache("golden");
     cache.set("sym", &symbol(3), None).await.unwrap();
+    let stored = raw_get("golden:1:sym").unwrap();
+    let expected = Codec::default().encode(&symbol(3)).unwrap();
+    // All but the version token (bytes 5..13), random per store.
     assert_eq!(
-        raw_get("golden:1:sym").unwrap(),
-        Codec::default().encode(&symbol(3)).unwrap()
+        (&stored[..5], &stored[13..]),
+        (&expected[..5], &expected[13..])
     );
 }
 

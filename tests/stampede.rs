@@ -103,9 +103,12 @@ async fn with_the_redis_lock_four_instances_compute_once() {
         waits >= 3,
         "the other instances waited on the lock ({waits})"
     );
-    // The lock is released once the value is stored.
-    let lock_key = format!("{}:lock", caches[0].full_key("cold"));
+    // The lease was replaced by the value, and no lock key is left behind.
+    let key = caches[0].full_key("cold");
+    let lock_key = format!("{key}:lock");
     assert!(redis().cmd(&[b"GET", lock_key.as_bytes()]).is_nil());
+    let stored: Option<String> = caches[0].get("cold").await.unwrap();
+    assert_eq!(stored.as_deref(), Some("expensive"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,17 +137,20 @@ async fn without_the_lock_each_instance_computes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_lock_holder_delays_others_by_at_most_the_lock_ttl() {
+async fn a_dead_lease_holder_delays_others_by_at_most_the_lease_ttl() {
     let _redis = redis();
     // Live holders keep the lock for up to 2 s (the computation takes 300 ms,
     // more on a loaded machine); the dead holder's lock expires after 500 ms.
     let mut lock = LockSettings::default();
     lock.ttl = Duration::from_secs(2);
     let probe = cache("stampede-dead", lock);
-    // A holder that took the lock and died: nobody will release it.
-    let lock_key = format!("{}:lock", probe.full_key("cold"));
+    // A holder that wrote its lease into the key and died: nobody will
+    // release it (format 2: 0xCB, version 2, a 16-byte token).
+    let key = probe.full_key("cold");
+    let mut dead_lease = vec![0xCB, 0x02];
+    dead_lease.extend_from_slice(b"dead-holder-0001");
     redis()
-        .cmd(&[b"SET", lock_key.as_bytes(), b"dead-holder", b"PX", b"500"])
+        .cmd(&[b"SET", key.as_bytes(), &dead_lease, b"PX", b"500"])
         .expect_ok();
     let started = Instant::now();
     let runs = Arc::new(AtomicUsize::new(0));

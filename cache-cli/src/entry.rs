@@ -1,7 +1,7 @@
 //! What a stored entry is: its format, read from the header, and its value
 //! decoded to JSON when the format is self-describing.
 
-use cache_core::codec::header::{Header, FORMAT_VERSION, HEADER_LEN, MAGIC};
+use cache_core::codec::header::{Header, Lease, Meta, LEASE_MAGIC, MAGIC, V1_HEADER_LEN};
 use cache_core::codec::{compressors, serializers};
 use cache_core::Codec;
 use serde::Serialize;
@@ -10,10 +10,13 @@ use crate::any_value::AnyValue;
 
 /// The format of an entry, named from its first four bytes.
 pub fn format_label(head: &[u8]) -> String {
-    if head.len() < HEADER_LEN || head[0] != MAGIC {
+    if head.first() == Some(&LEASE_MAGIC) {
+        return "lease (being computed)".to_owned();
+    }
+    if head.len() < V1_HEADER_LEN || head[0] != MAGIC {
         return "not a cache entry".to_owned();
     }
-    if head[1] != FORMAT_VERSION {
+    if !matches!(head[1], 1 | 2) {
         return format!("format v{} (unknown to this tool)", head[1]);
     }
     let serializer = serializer_name(head[2]);
@@ -40,8 +43,9 @@ fn compressor_name(id: u8) -> String {
 /// Everything `show` says about one entry.
 #[derive(Debug, Serialize)]
 pub struct Inspection {
-    /// `value`: decoded; `undecodable`: a cache entry whose value could not
-    /// be decoded here; `not_an_entry`: bytes without the cache's header.
+    /// `value`: decoded; `lease`: a computation of this key is in progress
+    /// (no value yet); `undecodable`: a cache entry whose value could not be
+    /// decoded here; `not_an_entry`: bytes without the cache's header.
     pub kind: &'static str,
     /// The header, for cache entries.
     pub format: Option<FormatInfo>,
@@ -68,12 +72,32 @@ pub struct FormatInfo {
     pub compressor_id: u8,
     /// Name of the compressor.
     pub compressor: String,
+    /// Format 2 metadata: the version token (hex).
+    pub version_token: Option<String>,
+    /// Format 2 metadata: how long the computation took, in ms.
+    pub compute_ms: Option<u32>,
+    /// Format 2 metadata: the logical expiry, Unix ms (absent: none).
+    pub expires_at_unix_ms: Option<u64>,
 }
 
 /// Decodes `entry` as far as it goes. Never panics: a corrupt or foreign
 /// entry is described.
 pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
     let head = Some(escaped_head(&entry));
+    if Lease::is_lease(&entry) {
+        return Inspection {
+            kind: "lease",
+            format: None,
+            payload_bytes: None,
+            value: None,
+            problem: Some(
+                "a computation of this key is in progress (a lease in the key); \
+                 its value replaces the lease when it is stored"
+                    .to_owned(),
+            ),
+            head,
+        };
+    }
     let header = match Header::split(&entry) {
         Ok((header, _)) => header,
         Err(e) => {
@@ -92,8 +116,17 @@ pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
             };
         }
     };
+    let v2 = header.version >= 2;
+    let Meta {
+        version_token,
+        compute_millis,
+        expires_at_millis,
+    } = header.meta;
     let format = Some(FormatInfo {
-        version: FORMAT_VERSION,
+        version: header.version,
+        version_token: v2.then(|| format!("{version_token:016x}")),
+        compute_ms: v2.then_some(compute_millis),
+        expires_at_unix_ms: (v2 && expires_at_millis != 0).then_some(expires_at_millis),
         serializer_id: header.serializer,
         serializer: serializer_name(header.serializer),
         compressor_id: header.compressor,
@@ -159,6 +192,8 @@ mod tests {
     #[test]
     fn labels_name_the_codec_or_say_what_is_wrong() {
         assert_eq!(format_label(&[0xCA, 1, 1, 1]), "msgpack+zlib");
+        assert_eq!(format_label(&[0xCA, 2, 1, 1]), "msgpack+zlib");
+        assert_eq!(format_label(&[0xCB, 2, 7, 7]), "lease (being computed)");
         assert_eq!(format_label(&[0xCA, 1, 2, 0]), "json");
         assert_eq!(
             format_label(&[0xCA, 1, 200, 99]),
@@ -185,6 +220,9 @@ mod tests {
         let bad = inspect(&codec, corrupt);
         assert_eq!(bad.kind, "undecodable");
         assert!(bad.problem.is_some());
+
+        let lease = inspect(&codec, Lease::new().as_bytes().to_vec());
+        assert_eq!(lease.kind, "lease");
 
         let foreign = inspect(&codec, b"plain text".to_vec());
         assert_eq!(foreign.kind, "not_an_entry");

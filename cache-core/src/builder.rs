@@ -9,7 +9,7 @@ use crate::circuit_breaker::BreakerSettings;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::key::KeyBuilder;
-use crate::stampede_lock::LockSettings;
+use crate::lease::LockSettings;
 
 /// Builds a [`Cache`]. Without a URL the cache lives in process memory.
 ///
@@ -251,6 +251,7 @@ impl CacheBuilder {
             default_ttl: self.default_ttl,
             stats: Default::default(),
             flights: Default::default(),
+            fence: Default::default(),
             log: Default::default(),
             lock: self.lock,
             reads: Default::default(),

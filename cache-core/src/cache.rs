@@ -13,10 +13,12 @@ use crate::blocking::{block_on_io, wait_here};
 use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::fence::Fence;
 use crate::key::{CacheKey, KeyBuilder};
+use crate::lease::LockSettings;
+use crate::memoizing::CallReport;
 use crate::read_coalescing::ReadCoalescer;
 use crate::single_flight::{Landing, SingleFlight};
-use crate::stampede_lock::LockSettings;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::{self, StorePolicy};
 use crate::throttled_log::ThrottledLog;
@@ -52,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) stats: Stats,
     pub(crate) flights: SingleFlight<Landing>,
+    /// What was invalidated in this process since a call started.
+    pub(crate) fence: Fence,
     pub(crate) log: ThrottledLog,
     pub(crate) lock: LockSettings,
     pub(crate) reads: ReadCoalescer,
@@ -189,6 +193,9 @@ impl Cache {
         let Some(entry) = entry else {
             return Ok(None);
         };
+        if crate::codec::header::Lease::is_lease(&entry) {
+            return Ok(None); // being computed: no value yet
+        }
         match crate::memoizing::open(&self.inner.codec, entry).await {
             Ok(payload) => Ok(self.deserialize(&full, &payload)),
             Err(e) => {
@@ -211,27 +218,37 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<()> {
         let serialized = self.inner.codec.serialize(value).map_err(Error::Encode)?;
-        let (entry, _) = crate::memoizing::seal(&self.inner.codec, serialized)
+        let meta = crate::codec::header::Meta::default();
+        let (entry, _) = crate::memoizing::seal(&self.inner.codec, serialized, meta)
             .await
             .map_err(Error::Encode)?;
+        let full = self.full_key(key);
+        // Before the write: computations that started earlier must not
+        // store or share their older values after it (and the SET kills
+        // their leases in Redis).
+        self.invalidate_local(&full);
         self.inner
             .backend
-            .set(&self.full_key(key), &entry, self.ttl_or_default(ttl))
+            .set(&full, &entry, self.ttl_or_default(ttl))
             .await
     }
 
     /// Deletes `key` (a user key or a [`FullKey`](crate::key::FullKey)); whether it existed.
+    ///
+    /// When it returns, no call that started before it stores or shares its
+    /// value (in this process: the fence; in every process: the `DEL` kills
+    /// the computing caller's lease, so its store fails).
     pub async fn delete(&self, key: &(impl CacheKey + ?Sized)) -> Result<bool> {
-        self.inner
-            .backend
-            .delete(&key.full_key(&self.inner.keys))
-            .await
+        let full = key.full_key(&self.inner.keys);
+        self.invalidate_local(&full);
+        self.inner.backend.delete(&full).await
     }
 
     /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
     /// never `KEYS`); how many were deleted.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let matcher = self.inner.keys.matcher_for_prefix(prefix);
+        self.invalidate_local_all();
         self.inner.backend.delete_matching(&matcher).await
     }
 
@@ -239,6 +256,7 @@ impl Cache {
     /// entry of any other function.
     pub async fn delete_function(&self, function_prefix: &str) -> Result<u64> {
         let matcher = self.inner.keys.matcher_for_function(function_prefix);
+        self.invalidate_local_all();
         self.inner.backend.delete_matching(&matcher).await
     }
 
@@ -298,8 +316,8 @@ impl Cache {
             .0
     }
 
-    /// [`memoize`](Self::memoize), also saying whether the backend failed
-    /// during the call (for per-function numbers).
+    /// [`memoize`](Self::memoize), also saying how the call was answered
+    /// (for per-function numbers).
     pub(crate) async fn memoize_reporting<R, S, F, Fut>(
         &self,
         key: &(impl CacheKey + ?Sized),
@@ -307,7 +325,7 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
-    ) -> (R, bool)
+    ) -> (R, CallReport)
     where
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
@@ -339,8 +357,8 @@ impl Cache {
             .0
     }
 
-    /// [`memoize_blocking`](Self::memoize_blocking), also saying whether the
-    /// backend failed during the call.
+    /// [`memoize_blocking`](Self::memoize_blocking), also saying how the
+    /// call was answered.
     pub(crate) fn memoize_blocking_reporting<R, S, F>(
         &self,
         key: &(impl CacheKey + ?Sized),
@@ -348,7 +366,7 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
-    ) -> (R, bool)
+    ) -> (R, CallReport)
     where
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> R,

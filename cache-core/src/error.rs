@@ -98,8 +98,11 @@ pub enum CodecError {
     #[error("not a cache entry: {0}")]
     BadHeader(&'static str),
     /// The entry was written by a newer format version.
-    #[error("entry format version {0} is not supported by this build (it reads version 1)")]
+    #[error("entry format version {0} is not supported by this build (it reads versions 1 and 2)")]
     UnsupportedVersion(u8),
+    /// The key holds a lease: another caller is computing its value.
+    #[error("the key holds a lease (a computation in progress), not a value")]
+    Lease,
     /// The entry names a serializer this build does not have.
     #[error("entry was written with serializer id {0}, which is not compiled in (enable its cargo feature)")]
     UnknownSerializer(u8),

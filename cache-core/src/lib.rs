@@ -40,15 +40,16 @@ mod circuit_breaker;
 pub mod codec;
 mod codec_pool;
 mod error;
+mod fence;
 mod function_stats;
 pub mod key;
+mod lease;
 pub mod memoized;
 mod memoizing;
 mod read_coalescing;
 mod redacted_url;
 pub mod registry;
 mod single_flight;
-mod stampede_lock;
 pub mod stats;
 pub mod store;
 mod thread_flag;
@@ -60,8 +61,8 @@ pub use circuit_breaker::{BreakerSettings, BreakerState};
 pub use codec::{Codec, CodecBuilder};
 pub use error::{CodecError, Error, Result};
 pub use key::{KeyBuilder, KeyMatcher};
+pub use lease::LockSettings;
 pub use redacted_url::RedactedUrl;
-pub use stampede_lock::LockSettings;
 pub use stats::StatsSnapshot;
 
 /// Crates the generated code and users need, at the versions this crate uses.

@@ -17,6 +17,7 @@ use crate::cache::{Cache, CallOptions};
 use crate::error::CodecError;
 use crate::function_stats::{self, Outcome};
 use crate::key::FullKey;
+use crate::memoizing::{Answer, CallReport};
 use crate::store::{self, StorePolicy};
 
 /// One value that goes into a key: an argument, the `key = …` expression,
@@ -191,19 +192,21 @@ impl Memoized {
         S: Serialize + DeserializeOwned,
         Fut: Future<Output = R>,
     {
+        let started = Instant::now();
         let Some(key) = self.usable(key) else {
             on_miss(&args);
-            return body(args).await;
+            let result = body(args).await;
+            self.record(self.cache.uncached_call(), started, &tracing::Span::none());
+            return result;
         };
-        let started = Instant::now();
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
         let memoizing =
             self.cache
                 .memoize_reporting(&key, self.options, compute, policy.stored, policy.wrap);
-        let (result, failed) = tracing::Instrument::instrument(memoizing, span.clone()).await;
-        self.record(&pending, failed, started, &span);
+        let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
+        self.record(report, started, &span);
         pending.finish(on_hit);
         result
     }
@@ -224,15 +227,17 @@ impl Memoized {
     where
         S: Serialize + DeserializeOwned,
     {
+        let started = Instant::now();
         let Some(key) = self.usable(key) else {
             on_miss(&args);
-            return body(args);
+            let result = body(args);
+            self.record(self.cache.uncached_call(), started, &tracing::Span::none());
+            return result;
         };
-        let started = Instant::now();
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
-        let (result, failed) = span.in_scope(|| {
+        let (result, report) = span.in_scope(|| {
             self.cache.memoize_blocking_reporting(
                 &key,
                 self.options,
@@ -241,7 +246,7 @@ impl Memoized {
                 policy.wrap,
             )
         });
-        self.record(&pending, failed, started, &span);
+        self.record(report, started, &span);
         pending.finish(on_hit);
         result
     }
@@ -260,17 +265,11 @@ impl Memoized {
 
     /// Counts the call in the function's stats and metrics, and puts its
     /// outcome on its span.
-    fn record<Args>(
-        &self,
-        pending: &Pending<Args>,
-        failed: bool,
-        started: Instant,
-        span: &tracing::Span,
-    ) {
-        let outcome = match (failed, pending.0.is_some()) {
-            (true, _) => Outcome::Error,
-            (false, true) => Outcome::Hit,
-            (false, false) => Outcome::Miss,
+    fn record(&self, report: CallReport, started: Instant, span: &tracing::Span) {
+        let outcome = match (report.backend_failed, report.answer) {
+            (true, Answer::Computed) => Outcome::Error,
+            (_, Answer::Hit | Answer::Shared) => Outcome::Hit,
+            (false, Answer::Computed) => Outcome::Miss,
         };
         function_stats::record(&self.prefix, outcome, started.elapsed());
         span.record("outcome", outcome.as_str());

@@ -10,11 +10,13 @@ use serde::Serialize;
 
 use crate::blocking::spawn_io;
 use crate::cache::{Cache, CallOptions, IoMode};
+use crate::codec::header::{Lease, Meta};
 use crate::codec::{Codec, Payload};
 use crate::error::{CodecError, Result};
+use crate::fence::Ticket;
+use crate::lease::LeaseGuard;
 use crate::read_coalescing::Read;
 use crate::single_flight::{self, Landing, LeaderGuard, Role};
-use crate::stampede_lock::{lock_key, new_token};
 use crate::stats::Stats;
 use crate::store::StorePolicy;
 
@@ -31,27 +33,58 @@ pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
 pub(crate) const LOOKUP_SLOTS: usize = 512;
 
 enum Lookup<S> {
-    /// The decoded value, and the payload it came from.
-    Hit(S, Payload),
+    /// The decoded value.
+    Hit(S),
     Miss,
+    /// Someone is computing the value (a lease is in the key).
+    Leased,
     Unavailable,
 }
 
-enum LockOutcome<S> {
-    Acquired(String),
-    /// Another caller's value; `true` when releasing our lock failed (the
-    /// double-check found the value after we took it).
-    Hit(S, Payload, bool),
-    /// Waited `max_wait` in vain: compute without the lock.
-    GaveUp,
-    /// The backend failed: compute without the lock.
+/// How one memoized call was answered. Each call has exactly one, counted
+/// in one place ([`Cache::count`]) for the cache's and the function's stats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Found in the cache.
+    Hit,
+    /// Another caller's value: a computation in this process it waited for,
+    /// or another process's value that appeared while it wanted the lease.
+    Shared,
+    /// The body ran.
+    Computed,
+}
+
+/// What the memoizing path reports about one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallReport {
+    pub(crate) answer: Answer,
+    /// The backend failed during the call (counted and logged where it
+    /// happened; the call went on without it).
+    pub(crate) backend_failed: bool,
+}
+
+/// What trying to take the lease of a missing key came to.
+enum LeaseOutcome<S> {
+    /// We hold it: compute and store.
+    Held(LeaseGuard),
+    /// A value is there now (someone stored it since our lookup).
+    Found(S, Payload),
+    /// Someone else holds it (and we did not, or no longer, wait): compute
+    /// without storing.
+    Busy,
+    /// The backend failed: compute without storing.
     Failed,
 }
 
+/// Bounds the retries of a caller that keeps finding the key's state
+/// changing under it (a lease vanishing, a flight without a value).
+const MAX_RETRIES: usize = 64;
+
 impl Cache {
-    /// The memoizing path. Also says whether the backend failed during the
-    /// call (each failure is counted and logged where it happens; this is
-    /// for the per-function numbers of [`crate::memoized::Memoized`]).
+    /// The memoizing path: look up; else join the key's flight in this
+    /// process (or lead it), take the lease in the key, compute, and store
+    /// with a compare-and-set on the lease. Returns the call's result and
+    /// how it was answered (counted here, once).
     pub(crate) async fn memoize_in<R, S, F, Fut>(
         &self,
         mode: IoMode,
@@ -60,100 +93,164 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
-    ) -> (R, bool)
+    ) -> (R, CallReport)
     where
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        let mark_before = self.inner.flights.landing_mark(full);
+        if options.refresh {
+            // A refresh is a write: earlier reads and computations of this
+            // key must not share or store their (older) values after it.
+            self.invalidate_local(full);
+        }
+        let ticket = self.inner.fence.ticket(full);
         let mut backend_ok = true;
+        // A plain call (its thread blocked in `wait_here`) never waits for a
+        // flight led by a task: that task may need this very thread.
+        let blocking = crate::blocking::waiting_here();
         // The backend steps are boxed: a call in flight then holds only the
         // step it is in, not the largest of them (memory per in-flight call).
         if !options.refresh {
             let lookup = match self.lookup_slot(mode).await {
                 Ok(_slot) => Box::pin(self.lookup::<S>(mode, full)).await,
                 Err(e) => {
-                    Stats::bump(&self.inner.stats.misses);
                     self.backend_error("get", &e);
                     Lookup::Unavailable
                 }
             };
             match lookup {
-                Lookup::Hit(value, _) => return (wrap(value), false),
-                Lookup::Miss => {}
+                Lookup::Hit(value) => return self.answered(wrap(value), Answer::Hit, true),
+                Lookup::Miss | Lookup::Leased => {}
                 Lookup::Unavailable => backend_ok = false,
             }
         }
-        let leader = if options.refresh {
-            None
-        } else {
-            match self.inner.flights.join(full) {
-                Role::Leader(guard) => Some(guard),
-                Role::Follower(flight) => {
-                    Stats::bump(&self.inner.stats.shared_computations);
-                    if let Some(Landing::Value(payload)) = single_flight::wait(flight).await {
-                        if let Some(value) = self.deserialize::<S>(full, &payload) {
-                            return (wrap(value), !backend_ok);
-                        }
+        let mut leader = None;
+        let mut alone = false;
+        if !options.refresh {
+            let mut retries = 0;
+            loop {
+                match self.inner.flights.join(full) {
+                    Role::Leader(guard) => {
+                        leader = Some(guard);
+                        break;
                     }
-                    None
+                    Role::Follower(_) if blocking || retries == MAX_RETRIES => {
+                        alone = true;
+                        break;
+                    }
+                    Role::Follower(flight) => {
+                        if let Some(Landing::Value(payload)) = single_flight::wait(flight).await {
+                            if let Some(value) = self.deserialize::<S>(full, &payload) {
+                                return self.answered(wrap(value), Answer::Shared, backend_ok);
+                            }
+                        }
+                        // The leader stored nothing (an `Err`, a `None` not
+                        // to cache) or went away: one of us leads next.
+                        retries += 1;
+                    }
                 }
             }
-        };
-        // A flight for this key may have landed between our lookup and our
-        // join; then its value is in the store and computing again is waste.
-        if leader.is_some() && backend_ok && self.inner.flights.landing_mark(full) != mark_before {
-            if let Lookup::Hit(value, payload) = Box::pin(self.lookup::<S>(mode, full)).await {
-                self.land(leader, Landing::Value(payload));
-                return (wrap(value), !backend_ok);
-            }
         }
-        let mut lock_token = None;
-        let use_lock = options.lock.unwrap_or(self.inner.lock.enabled);
-        if use_lock && backend_ok && !options.refresh && !self.inner.backend.is_memory() {
-            match Box::pin(self.acquire_lock::<S>(mode, full)).await {
-                LockOutcome::Acquired(token) => lock_token = Some(token),
-                LockOutcome::Hit(value, payload, unlock_failed) => {
-                    self.land(leader, Landing::Value(payload));
-                    return (wrap(value), unlock_failed);
+        let mut lease = None;
+        if backend_ok {
+            let lock = options.lock.unwrap_or(self.inner.lock.enabled) && !alone;
+            match Box::pin(self.take_lease::<S>(mode, full, lock, options.refresh)).await {
+                LeaseOutcome::Held(guard) => lease = Some(guard),
+                LeaseOutcome::Found(value, payload) => {
+                    land(leader, Landing::Value(payload));
+                    return self.answered(wrap(value), Answer::Shared, backend_ok);
                 }
-                LockOutcome::GaveUp => {}
-                LockOutcome::Failed => backend_ok = false,
+                LeaseOutcome::Busy => {}
+                LeaseOutcome::Failed => backend_ok = false,
             }
         }
+        let started = Instant::now();
         let result = compute().await;
-        // Even when the backend is unavailable, waiting callers get the value.
-        let write = backend_ok;
+        let compute_time = started.elapsed();
         let landing = match stored(&result) {
             Some(value) => {
-                let (landing, written) =
-                    Box::pin(self.store(mode, full, value, options.ttl, write)).await;
+                let (landing, written) = Box::pin(self.store(
+                    mode,
+                    full,
+                    value,
+                    options.ttl,
+                    lease,
+                    &ticket,
+                    compute_time,
+                ))
+                .await;
                 backend_ok &= written;
                 landing
             }
-            None => Landing::Nothing,
+            None => {
+                if let Some(lease) = lease {
+                    Box::pin(self.release(mode, full, lease)).await;
+                }
+                Landing::Nothing
+            }
         };
-        self.land(leader, landing);
-        if let Some(token) = lock_token {
-            backend_ok &= Box::pin(self.release_lock(mode, full, token)).await;
-        }
-        (result, !backend_ok)
+        land(leader, landing);
+        self.answered(result, Answer::Computed, backend_ok)
     }
 
-    /// Releases the stampede lock if it still holds `token`; whether the
-    /// backend answered.
-    async fn release_lock(&self, mode: IoMode, full: &str, token: String) -> bool {
-        let lock = lock_key(full);
+    /// Counts a call's answer (once per call) and hands back its result.
+    fn answered<R>(&self, result: R, answer: Answer, backend_ok: bool) -> (R, CallReport) {
+        let stats = &self.inner.stats;
+        match answer {
+            Answer::Hit => Stats::bump(&stats.hits),
+            Answer::Shared => {
+                Stats::bump(&stats.hits);
+                Stats::bump(&stats.shared_computations);
+            }
+            Answer::Computed => Stats::bump(&stats.misses),
+        }
+        let report = CallReport {
+            answer,
+            backend_failed: !backend_ok,
+        };
+        (result, report)
+    }
+
+    /// Deletes our lease from `full` (if it is still there) and waits for
+    /// it: the value will not be stored, and nobody should wait for it. (A
+    /// cancelled call releases it in the background instead: the guard.)
+    async fn release(&self, mode: IoMode, full: &str, lease: LeaseGuard) {
+        let (held, key) = (*lease.lease(), full.to_owned());
         let released = self
             .io(mode, move |cache| async move {
-                cache.inner.backend.unlock(&lock, &token).await
+                cache.inner.backend.release_lease(&key, &held).await
             })
             .await;
-        if let Err(e) = &released {
-            self.backend_error("unlock", e);
+        lease.consume();
+        if let Err(e) = released {
+            self.backend_error("release lease", &e);
         }
-        released.is_ok()
+    }
+
+    /// Counts a memoized call that could not use the cache at all (its
+    /// arguments do not serialize into a key): a miss, and an error.
+    pub(crate) fn uncached_call(&self) -> CallReport {
+        Stats::bump(&self.inner.stats.errors);
+        self.answered((), Answer::Computed, false).1
+    }
+
+    /// Forgets, in this process, what is known or in progress for `full`,
+    /// before it is deleted or overwritten: reads and computations that
+    /// started earlier neither store nor share their values with later
+    /// callers.
+    pub(crate) fn invalidate_local(&self, full: &str) {
+        self.inner.fence.invalidate(full);
+        self.inner.flights.detach(full);
+        self.inner.reads.detach(full);
+    }
+
+    /// [`invalidate_local`](Self::invalidate_local) for every key (before a
+    /// prefix or function delete).
+    pub(crate) fn invalidate_local_all(&self) {
+        self.inner.fence.invalidate_all();
+        self.inner.flights.detach_all();
+        self.inner.reads.detach_all();
     }
 
     /// A lookup slot (see [`LOOKUP_SLOTS`]), waiting at most the response
@@ -179,64 +276,77 @@ impl Cache {
         }
     }
 
-    fn land(&self, leader: Option<LeaderGuard<'_, Landing>>, landing: Landing) {
-        if let Some(leader) = leader {
-            leader.land(landing);
-        }
-    }
-
-    /// Takes the stampede lock, or waits for the holder's value.
-    async fn acquire_lock<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> LockOutcome<S> {
+    /// Writes a lease into the missing key `full` (over whatever it holds,
+    /// for a refresh). When someone else's lease is there: with `lock`, waits
+    /// for its value (polling) and takes over a lease that vanishes without
+    /// one; without, computes alongside without storing.
+    async fn take_lease<S: DeserializeOwned>(
+        &self,
+        mode: IoMode,
+        full: &str,
+        lock: bool,
+        refresh: bool,
+    ) -> LeaseOutcome<S> {
         let settings = self.inner.lock;
-        let lock = lock_key(full);
-        let token = new_token();
+        let lease = Lease::new();
         let started = Instant::now();
+        let mut overwrite = refresh;
         let mut waiting = false;
-        loop {
-            let (l, t) = (lock.clone(), token.clone());
+        for _ in 0..MAX_RETRIES {
+            let key = full.to_owned();
             let taken = self
                 .io(mode, move |cache| async move {
-                    cache.inner.backend.try_lock(&l, &t, settings.ttl).await
+                    cache
+                        .inner
+                        .backend
+                        .take_lease(&key, &lease, settings.ttl, overwrite)
+                        .await
                 })
                 .await;
             match taken {
-                Ok(true) => {
-                    // The previous holder may have stored the value and let
-                    // go between our lookup and now: look once more, with a
-                    // GET of our own (a shared one may predate the lock).
-                    let read = self.read_fresh(mode, full).await;
-                    return match self.value_in::<S>(full, read) {
-                        Lookup::Hit(value, payload) => {
-                            let released = self.release_lock(mode, full, token).await;
-                            LockOutcome::Hit(value, payload, !released)
-                        }
-                        // A failed read while we hold the lock: compute, and
-                        // let the store report how the backend is doing.
-                        Lookup::Miss | Lookup::Unavailable => LockOutcome::Acquired(token),
-                    };
-                }
+                Ok(true) => return LeaseOutcome::Held(LeaseGuard::new(self.clone(), full, lease)),
                 Ok(false) => {}
                 Err(e) => {
-                    self.backend_error("lock", &e);
-                    return LockOutcome::Failed;
+                    self.backend_error("lease", &e);
+                    return LeaseOutcome::Failed;
                 }
             }
-            if !waiting {
-                waiting = true;
-                Stats::bump(&self.inner.stats.lock_waits);
-            }
-            if started.elapsed() >= settings.max_wait {
-                tracing::debug!(cache = %self.inner.name, key = full, "gave up waiting for the stampede lock");
-                return LockOutcome::GaveUp;
-            }
-            self.sleep(mode, settings.poll_interval).await;
-            let read = self.read(mode, full).await;
-            match self.value_in::<S>(full, read) {
-                Lookup::Hit(value, payload) => return LockOutcome::Hit(value, payload, false),
-                Lookup::Miss => {}
-                Lookup::Unavailable => return LockOutcome::Failed,
+            // The key holds something: a value stored since our lookup, or
+            // someone's lease. Our own GET: a shared one may predate it.
+            loop {
+                match self.read_fresh(mode, full).await {
+                    // (A failure to decode was counted by the lookup.)
+                    Read::Found(payload) => match self.inner.codec.deserialize(&payload) {
+                        Ok(value) => return LeaseOutcome::Found(value, payload),
+                        // Another type (a deploy): overwritten, like any
+                        // entry that does not decode.
+                        Err(_) => overwrite = true,
+                    },
+                    Read::Corrupt(_) => overwrite = true,
+                    // Expired, released or deleted since: take it with NX.
+                    Read::Absent => overwrite = refresh,
+                    Read::Failed(e) => {
+                        self.backend_error("get", &e);
+                        return LeaseOutcome::Failed;
+                    }
+                    Read::Leased if !lock => return LeaseOutcome::Busy,
+                    Read::Leased => {
+                        if !waiting {
+                            waiting = true;
+                            Stats::bump(&self.inner.stats.lock_waits);
+                        }
+                        if started.elapsed() >= settings.max_wait {
+                            tracing::debug!(cache = %self.inner.name, key = full, "gave up waiting for the lease holder's value");
+                            return LeaseOutcome::Busy;
+                        }
+                        self.sleep(mode, settings.poll_interval).await;
+                        continue;
+                    }
+                }
+                break;
             }
         }
+        LeaseOutcome::Busy
     }
 
     /// Runs a rare backend operation that owns its data, in `mode`.
@@ -285,6 +395,7 @@ impl Cache {
     /// inflation.
     pub(crate) async fn read_now(&self, full: &str) -> Read {
         match self.inner.backend.get(full).await {
+            Ok(Some(entry)) if Lease::is_lease(&entry) => Read::Leased,
             Ok(Some(entry)) => match open(&self.inner.codec, entry).await {
                 Ok(payload) => Read::Found(payload),
                 Err(e) => Read::Corrupt(e.into()),
@@ -299,28 +410,23 @@ impl Cache {
         let found = self.value_in(full, read);
         match &found {
             Lookup::Hit(..) => tracing::trace!(cache = %self.inner.name, key = full, "hit"),
-            Lookup::Miss | Lookup::Unavailable => {
-                Stats::bump(&self.inner.stats.misses);
-                tracing::trace!(cache = %self.inner.name, key = full, "miss");
-            }
+            _ => tracing::trace!(cache = %self.inner.name, key = full, "miss"),
         }
         found
     }
 
-    /// The value a read found (counted as a hit); a missing entry, or one
-    /// that does not decode (logged), is a miss; a failed read (logged) is
-    /// `Unavailable`. Misses are counted by the caller, which knows whether
-    /// this was the call's own lookup.
+    /// The value a read found; a missing entry, or one that does not decode
+    /// (logged), is a miss; a lease says someone computes it; a failed read
+    /// (logged) is `Unavailable`. Nothing is counted as a hit or miss here:
+    /// [`answered`](Self::answered) counts each call once.
     fn value_in<S: DeserializeOwned>(&self, full: &str, read: Read) -> Lookup<S> {
         match read {
             Read::Found(payload) => match self.deserialize::<S>(full, &payload) {
-                Some(value) => {
-                    Stats::bump(&self.inner.stats.hits);
-                    Lookup::Hit(value, payload)
-                }
+                Some(value) => Lookup::Hit(value),
                 None => Lookup::Miss,
             },
             Read::Absent => Lookup::Miss,
+            Read::Leased => Lookup::Leased,
             Read::Corrupt(e) => {
                 self.decode_failure(full, &e);
                 Lookup::Miss
@@ -332,19 +438,30 @@ impl Cache {
         }
     }
 
-    /// Encodes and (when `write`) stores the value: what the waiting callers
-    /// get, and whether the backend took it (an unencodable value is not a
-    /// backend failure).
+    /// Encodes the value and, while the call holds the key's lease and no
+    /// invalidation of the key happened since `ticket`, stores it in place
+    /// of the lease (compare-and-set): what the waiting callers get, and
+    /// whether the backend answered (an unencodable value, or a store
+    /// refused because the key was invalidated, is not a backend failure).
+    #[allow(clippy::too_many_arguments)]
     async fn store<S: Serialize>(
         &self,
         mode: IoMode,
         full: &str,
         value: &S,
-        ttl: Option<std::time::Duration>,
-        write: bool,
+        ttl: Option<Duration>,
+        lease: Option<LeaseGuard>,
+        ticket: &Ticket,
+        compute_time: Duration,
     ) -> (Landing, bool) {
+        let ttl = self.ttl_or_default(ttl);
+        let meta = Meta {
+            version_token: 0,
+            compute_millis: u32::try_from(compute_time.as_millis()).unwrap_or(u32::MAX),
+            expires_at_millis: ttl.map_or(0, expiry_millis),
+        };
         let sealed = match self.inner.codec.serialize(value) {
-            Ok(serialized) => seal(&self.inner.codec, serialized).await,
+            Ok(serialized) => seal(&self.inner.codec, serialized, meta).await,
             Err(e) => Err(e),
         };
         let (entry, payload) = match sealed {
@@ -352,33 +469,53 @@ impl Cache {
             Err(e) => {
                 Stats::bump(&self.inner.stats.store_skipped);
                 tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
+                if let Some(lease) = lease {
+                    self.release(mode, full, lease).await;
+                }
                 return (Landing::Nothing, true);
             }
         };
-        if !write {
+        let Some(lease) = lease else {
+            // Someone else holds the lease, or the backend failed: the value
+            // is good for the callers waiting on it, and stored by nobody.
+            return (Landing::Value(payload), true);
+        };
+        if !self.inner.fence.current(ticket) {
+            // Invalidated while we computed: not stored (and the lease is
+            // most likely gone with the key already).
+            Stats::bump(&self.inner.stats.stale_stores_refused);
+            self.release(mode, full, lease).await;
             return (Landing::Value(payload), true);
         }
-        let ttl = self.ttl_or_default(ttl);
-        let written = match mode {
-            IoMode::Inline => self.inner.backend.set(full, &entry, ttl).await,
-            IoMode::IoRuntime => {
-                let cache = self.clone();
-                let key = full.to_owned();
-                spawn_io(async move { cache.inner.backend.set(&key, &entry, ttl).await }).await
-            }
-        };
-        let written = match written {
-            Ok(()) => {
+        let held = *lease.lease();
+        let key = full.to_owned();
+        let written = self
+            .io(mode, move |cache| async move {
+                cache
+                    .inner
+                    .backend
+                    .store_leased(&key, &held, &entry, ttl)
+                    .await
+            })
+            .await;
+        match written {
+            Ok(true) => {
+                lease.consume();
                 Stats::bump(&self.inner.stats.stores);
-                true
+                (Landing::Value(payload), true)
+            }
+            Ok(false) => {
+                // The lease was killed (an invalidation somewhere, or it
+                // expired): this value must not be stored.
+                lease.consume();
+                Stats::bump(&self.inner.stats.stale_stores_refused);
+                (Landing::Value(payload), true)
             }
             Err(e) => {
                 self.backend_error("set", &e);
-                false
+                (Landing::Value(payload), false)
             }
-        };
-        // The value is good for the callers waiting on it either way.
-        (Landing::Value(payload), written)
+        }
     }
 
     pub(crate) fn deserialize<S: DeserializeOwned>(
@@ -422,21 +559,37 @@ pub(crate) async fn open(codec: &Codec, entry: Vec<u8>) -> Result<Payload, Codec
     codec.open(entry)
 }
 
-/// [`Codec::seal`], on the codec pool when the value is large (never on
-/// every core at once: see `codec_pool`).
+/// [`Codec::seal_with`], on the codec pool when the value is large (never
+/// on every core at once: see `codec_pool`).
 pub(crate) async fn seal(
     codec: &Codec,
     serialized: crate::codec::Serialized,
+    meta: Meta,
 ) -> Result<(std::sync::Arc<Vec<u8>>, Payload), CodecError> {
     if serialized.len() >= OFFLOAD_BYTES && can_offload() {
         let codec = codec.clone();
         return crate::codec_pool::compress(
-            move || codec.seal(serialized),
+            move || codec.seal_with(serialized, meta),
             "compressing the value panicked",
         )
         .await;
     }
-    codec.seal(serialized)
+    codec.seal_with(serialized, meta)
+}
+
+/// The Unix time in milliseconds `ttl` from now (the logical expiry
+/// written into a value's header).
+fn expiry_millis(ttl: Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(now.saturating_add(ttl).as_millis()).unwrap_or(u64::MAX)
+}
+
+fn land(leader: Option<LeaderGuard<'_, Landing>>, landing: Landing) {
+    if let Some(leader) = leader {
+        leader.land(landing);
+    }
 }
 
 #[cfg(test)]

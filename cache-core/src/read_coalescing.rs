@@ -21,6 +21,8 @@ use crate::single_flight::{self, Role, SingleFlight};
 pub(crate) enum Read {
     Found(Payload),
     Absent,
+    /// A lease: someone is computing the value.
+    Leased,
     Corrupt(Arc<CodecError>),
     Failed(Arc<Error>),
 }

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -43,16 +42,9 @@ type Flight<V> = Arc<FlightState<V>>;
 /// Lock shards, so that flights of different keys rarely contend.
 const SHARDS: usize = 16;
 
-/// Slots of the landing marks (see [`SingleFlight::landing_mark`]).
-const MARKS: usize = 1024;
-
 #[derive(Debug)]
 pub(crate) struct SingleFlight<V> {
     shards: [Mutex<HashMap<Arc<str>, Flight<V>>>; SHARDS],
-    /// Bumped when a flight lands, in the slot of its key's hash: a caller
-    /// that read the mark before its lookup and finds it changed after
-    /// becoming leader knows a flight of (probably) its key landed meanwhile.
-    marks: Box<[AtomicU64]>,
     hasher: RandomState,
 }
 
@@ -60,18 +52,8 @@ impl<V> Default for SingleFlight<V> {
     fn default() -> Self {
         Self {
             shards: std::array::from_fn(|_| Mutex::default()),
-            marks: (0..MARKS).map(|_| AtomicU64::new(0)).collect(),
             hasher: RandomState::new(),
         }
-    }
-}
-
-impl<V> SingleFlight<V> {
-    /// The landing mark of `key`'s slot. Keys share slots, so a change may
-    /// be another key's landing: the cost is one extra lookup, never a
-    /// wrong value.
-    pub(crate) fn landing_mark(&self, key: &str) -> u64 {
-        self.marks[self.hasher.hash_one(key) as usize % MARKS].load(Ordering::Acquire)
     }
 }
 
@@ -105,6 +87,31 @@ impl<V: Clone> SingleFlight<V> {
         })
     }
 
+    /// Detaches the flight of `key`, if any: callers from now on start a
+    /// new one, and its leader still lands for the followers it has (they
+    /// joined before the invalidation that detaches it).
+    pub(crate) fn detach(&self, key: &str) {
+        self.shard(key)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// Detaches every flight (see [`detach`](Self::detach)).
+    pub(crate) fn detach_all(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    #[cfg(test)]
+    fn is_in_flight(&self, key: &str) -> bool {
+        self.shard(key)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+
     #[cfg(test)]
     fn in_flight(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
@@ -126,11 +133,6 @@ impl<V: Clone> LeaderGuard<'_, V> {
     }
 
     fn finish(&self, result: Option<V>) {
-        if result.is_some() {
-            // Before the removal, so whoever joins after it sees the mark.
-            let slot = self.flights.hasher.hash_one(&self.key) as usize % MARKS;
-            self.flights.marks[slot].fetch_add(1, Ordering::AcqRel);
-        }
         // Remove first: a caller arriving after this point starts afresh.
         self.remove();
         let mut outcome = self
@@ -211,6 +213,27 @@ mod tests {
         };
         drop(leader);
         assert_eq!(wait(f).await, None);
+        assert_eq!(sf.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_detached_flight_takes_no_new_followers_but_lands_for_its_own() {
+        let sf = SingleFlight::<String>::default();
+        let Role::Leader(old) = sf.join("k") else {
+            panic!("first caller must lead")
+        };
+        let Role::Follower(early) = sf.join("k") else {
+            panic!("second caller must follow")
+        };
+        sf.detach("k");
+        let Role::Leader(new) = sf.join("k") else {
+            panic!("a caller after the detach must lead a new flight")
+        };
+        old.land("old".to_string());
+        assert_eq!(wait(early).await.as_deref(), Some("old"));
+        // The old leader's landing left the new flight in place.
+        assert!(sf.is_in_flight("k"));
+        new.land("new".to_string());
         assert_eq!(sf.in_flight(), 0);
     }
 

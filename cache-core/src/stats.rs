@@ -16,6 +16,7 @@ pub(crate) struct Stats {
     pub(crate) decode_failures: AtomicU64,
     pub(crate) stores: AtomicU64,
     pub(crate) store_skipped: AtomicU64,
+    pub(crate) stale_stores_refused: AtomicU64,
     pub(crate) shared_computations: AtomicU64,
     pub(crate) lock_waits: AtomicU64,
 }
@@ -34,6 +35,7 @@ impl Stats {
             decode_failures: read(&self.decode_failures),
             stores: read(&self.stores),
             store_skipped: read(&self.store_skipped),
+            stale_stores_refused: read(&self.stale_stores_refused),
             shared_computations: read(&self.shared_computations),
             lock_waits: read(&self.lock_waits),
             breaker: breaker.0,
@@ -46,9 +48,11 @@ impl Stats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatsSnapshot {
-    /// Lookups that found a decodable entry.
+    /// Memoized calls answered without running the body: found in the
+    /// cache, or another caller's value (see `shared_computations`).
     pub hits: u64,
-    /// Lookups that found nothing (or an entry that did not decode).
+    /// Memoized calls that ran the body. Every memoized call is counted
+    /// once, as a hit or a miss.
     pub misses: u64,
     /// Backend errors swallowed by the fail-open memoizing path.
     pub errors: u64,
@@ -60,11 +64,16 @@ pub struct StatsSnapshot {
     /// Values not written because they could not be encoded or exceeded the
     /// maximum value size.
     pub store_skipped: u64,
-    /// Callers that waited for another caller's computation of the same key
-    /// instead of computing themselves (single-flight).
+    /// Computed values not stored because their key was invalidated (or
+    /// overwritten, or its lease expired) while they were computed: storing
+    /// them would have brought back data older than the invalidation.
+    pub stale_stores_refused: u64,
+    /// Calls answered with another caller's value instead of computing
+    /// (single-flight in this process, or a value another process stored
+    /// while this call wanted the lease); counted in `hits` too.
     pub shared_computations: u64,
-    /// Callers that found another process holding the stampede lock and
-    /// waited for its value.
+    /// Callers that found another caller's lease with the stampede lock on
+    /// and waited for its value.
     pub lock_waits: u64,
     /// The circuit breaker's state now (always closed for in-memory caches).
     pub breaker: BreakerState,

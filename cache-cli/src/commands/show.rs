@@ -59,7 +59,16 @@ pub async fn run(
             f.compressor,
             f.compressor_id
         ),
+        None if i.kind == "lease" => outln!("format    lease: no value yet"),
         None => outln!("format    not a cache-memoize entry"),
+    }
+    if let Some(f) = &i.format {
+        if let (Some(token), Some(ms)) = (&f.version_token, f.compute_ms) {
+            let expiry = f
+                .expires_at_unix_ms
+                .map_or_else(|| "none".to_owned(), |at| format!("{at} (Unix ms)"));
+            outln!("meta      version token {token}, computed in {ms} ms, logical expiry {expiry}");
+        }
     }
     match i.payload_bytes {
         Some(payload) => outln!(

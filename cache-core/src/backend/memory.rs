@@ -33,7 +33,15 @@ impl moka::Expiry<String, Entry> for EntryTtl {
 pub(crate) struct MemoryBackend {
     entries: moka::future::Cache<String, Entry>,
     capacity_bytes: u64,
+    /// Writes of one key happen one at a time, so a lease's compare-and-set
+    /// cannot interleave with a delete (moka's own compute is not ordered
+    /// with plain inserts and removals).
+    writers: Box<[tokio::sync::Mutex<()>]>,
+    hasher: std::hash::RandomState,
 }
+
+/// Stripes of [`MemoryBackend::writers`].
+const WRITER_STRIPES: usize = 64;
 
 impl std::fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,7 +66,17 @@ impl MemoryBackend {
         Self {
             entries,
             capacity_bytes,
+            writers: (0..WRITER_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            hasher: std::hash::RandomState::new(),
         }
+    }
+
+    async fn writing(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher;
+        let stripe = self.hasher.hash_one(key) as usize % WRITER_STRIPES;
+        self.writers[stripe].lock().await
     }
 
     pub(crate) async fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -66,6 +84,11 @@ impl MemoryBackend {
     }
 
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
+        let _writing = self.writing(key).await;
+        self.insert(key, value, ttl).await;
+    }
+
+    async fn insert(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
         let entry = Entry {
             bytes: value.into(),
             ttl,
@@ -74,7 +97,54 @@ impl MemoryBackend {
     }
 
     pub(crate) async fn delete(&self, key: &str) -> bool {
+        let _writing = self.writing(key).await;
         self.entries.remove(key).await.is_some()
+    }
+
+    /// Writes `lease` into `key` if it is empty (or whatever it holds, with
+    /// `overwrite`): whether the lease is now there.
+    pub(crate) async fn take_lease(
+        &self,
+        key: &str,
+        lease: &[u8],
+        ttl: Duration,
+        overwrite: bool,
+    ) -> bool {
+        let _writing = self.writing(key).await;
+        if !overwrite && self.entries.get(key).await.is_some() {
+            return false;
+        }
+        self.insert(key, lease, Some(ttl)).await;
+        true
+    }
+
+    /// Replaces `lease` by `value` if the key still holds `lease`.
+    pub(crate) async fn store_leased(
+        &self,
+        key: &str,
+        lease: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> bool {
+        let _writing = self.writing(key).await;
+        if !self.holds(key, lease).await {
+            return false;
+        }
+        self.insert(key, value, ttl).await;
+        true
+    }
+
+    /// Deletes the key if it still holds `lease`.
+    pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> bool {
+        let _writing = self.writing(key).await;
+        self.holds(key, lease).await && self.entries.remove(key).await.is_some()
+    }
+
+    async fn holds(&self, key: &str, lease: &[u8]) -> bool {
+        self.entries
+            .get(key)
+            .await
+            .is_some_and(|entry| *entry.bytes == *lease)
     }
 
     pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> u64 {
@@ -86,6 +156,7 @@ impl MemoryBackend {
             .collect();
         let mut deleted = 0;
         for key in doomed {
+            let _writing = self.writing(&key).await;
             if self.entries.remove(key.as_str()).await.is_some() {
                 deleted += 1;
             }

@@ -11,6 +11,7 @@ pub(crate) use self::cluster::ClusterPool;
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::redis::{RedisBackend, RedisSettings};
 use crate::circuit_breaker::BreakerState;
+use crate::codec::header::Lease;
 use crate::error::Result;
 use crate::key::KeyMatcher;
 
@@ -92,21 +93,47 @@ impl Backend {
         }
     }
 
-    /// Takes the cross-process lock `key` for `ttl`. The in-memory backend
-    /// serves one process, where single-flight already holds callers back.
-    pub(crate) async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+    /// Writes `lease` into `key` for `ttl`: only if the key is empty, or
+    /// over whatever it holds with `overwrite` (a refresh). Whether the
+    /// lease is now there.
+    pub(crate) async fn take_lease(
+        &self,
+        key: &str,
+        lease: &Lease,
+        ttl: Duration,
+        overwrite: bool,
+    ) -> Result<bool> {
+        let lease = lease.as_bytes();
         match self {
-            Backend::Redis(b) => b.try_lock(key, token, ttl).await,
-            Backend::Cluster(b) => b.try_lock(key, token, ttl).await,
-            Backend::Memory(_) => Ok(true),
+            Backend::Redis(b) => b.take_lease(key, lease, ttl, overwrite).await,
+            Backend::Cluster(b) => b.take_lease(key, lease, ttl, overwrite).await,
+            Backend::Memory(b) => Ok(Box::pin(b.take_lease(key, lease, ttl, overwrite)).await),
         }
     }
 
-    pub(crate) async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
+    /// Stores `value` in place of `lease`, if the key still holds it.
+    pub(crate) async fn store_leased(
+        &self,
+        key: &str,
+        lease: &Lease,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let lease = lease.as_bytes();
         match self {
-            Backend::Redis(b) => b.unlock(key, token).await,
-            Backend::Cluster(b) => b.unlock(key, token).await,
-            Backend::Memory(_) => Ok(true),
+            Backend::Redis(b) => b.store_leased(key, lease, value, ttl).await,
+            Backend::Cluster(b) => b.store_leased(key, lease, value, ttl).await,
+            Backend::Memory(b) => Ok(Box::pin(b.store_leased(key, lease, value, ttl)).await),
+        }
+    }
+
+    /// Deletes `key` if it still holds `lease`.
+    pub(crate) async fn release_lease(&self, key: &str, lease: &Lease) -> Result<bool> {
+        let lease = lease.as_bytes();
+        match self {
+            Backend::Redis(b) => b.release_lease(key, lease).await,
+            Backend::Cluster(b) => b.release_lease(key, lease).await,
+            Backend::Memory(b) => Ok(Box::pin(b.release_lease(key, lease)).await),
         }
     }
 

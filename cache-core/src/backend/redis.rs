@@ -42,10 +42,25 @@ impl Lane {
 /// How many keys one `SCAN` step asks for, and one `UNLINK` deletes.
 const SCAN_BATCH: usize = 500;
 
-/// Deletes a lock only if it still holds our token.
-const RELEASE_LOCK: &str = r#"
+/// Deletes the key only if it still holds our lease.
+const RELEASE_LEASE: &str = r#"
 if redis.call("GET", KEYS[1]) == ARGV[1] then
     return redis.call("DEL", KEYS[1])
+end
+return 0
+"#;
+
+/// Replaces our lease by the value (ARGV[2], with PX ARGV[3] unless it is
+/// "0"), only if the key still holds the lease: a delete in the meantime
+/// killed it, and then the value is not stored.
+const STORE_LEASED: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    if ARGV[3] == "0" then
+        redis.call("SET", KEYS[1], ARGV[2])
+    else
+        redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+    end
+    return 1
 end
 return 0
 "#;
@@ -71,7 +86,8 @@ pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     url: RedactedUrl,
     response_timeout: Duration,
     connect_timeout: Duration,
-    release_lock: redis::Script,
+    release_lease: redis::Script,
+    store_leased: redis::Script,
     /// Requests on the wire at once. Each costs redis-rs about 1 KB while
     /// it is in flight, so 10,000 concurrent calls would hold ~11 MB of
     /// request state; beyond this many, requests wait their turn (within
@@ -133,7 +149,8 @@ where
             url,
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
-            release_lock: redis::Script::new(RELEASE_LOCK),
+            release_lease: redis::Script::new(RELEASE_LEASE),
+            store_leased: redis::Script::new(STORE_LEASED),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
@@ -316,28 +333,56 @@ where
         .await
     }
 
-    /// `SET key token NX PX ttl`: whether the lock was taken.
-    pub(crate) async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> Result<bool> {
+    /// `SET key lease [NX] PX ttl`: whether the lease is now in the key.
+    pub(crate) async fn take_lease(
+        &self,
+        key: &str,
+        lease: &[u8],
+        ttl: Duration,
+        overwrite: bool,
+    ) -> Result<bool> {
         self.run(|mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_millis(ttl))
-                .query_async::<Option<String>>(&mut c)
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(lease).arg("PX").arg(ttl_millis(ttl));
+            if !overwrite {
+                set.arg("NX");
+            }
+            set.query_async::<Option<String>>(&mut c)
                 .await
                 .map(|reply| reply.is_some())
         })
         .await
     }
 
-    /// Deletes the lock if it still holds `token` (compare-and-delete).
-    pub(crate) async fn unlock(&self, key: &str, token: &str) -> Result<bool> {
-        self.run(|mut c| async move {
-            self.release_lock
+    /// Replaces `lease` by `value` if the key still holds it (one script):
+    /// whether the value was stored.
+    pub(crate) async fn store_leased(
+        &self,
+        key: &str,
+        lease: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let px = ttl.map_or(0, ttl_millis);
+        self.run_on(Lane::for_write(value.len()), |mut c| async move {
+            self.store_leased
                 .key(key)
-                .arg(token)
+                .arg(lease)
+                .arg(value)
+                .arg(px)
+                .invoke_async::<u64>(&mut c)
+                .await
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Deletes the key if it still holds `lease` (compare-and-delete).
+    pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> Result<bool> {
+        self.run(|mut c| async move {
+            self.release_lease
+                .key(key)
+                .arg(lease)
                 .invoke_async::<u64>(&mut c)
                 .await
                 .map(|n| n > 0)

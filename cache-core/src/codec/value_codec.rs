@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::compressor::{Compressor, ZlibCompressor};
-use super::header::{Header, HEADER_LEN};
+use super::header::{Header, Meta, HEADER_LEN};
 use super::serializer::{BuiltinFormat, MsgpackSerializer, Serializer};
 use crate::error::CodecError;
 
@@ -20,7 +20,7 @@ use crate::error::CodecError;
 /// use cache_core::Codec;
 /// let codec = Codec::default(); // MessagePack + zlib above 1 KiB
 /// let bytes = codec.encode(&vec!["abc"; 1000]).unwrap();
-/// assert_eq!(&bytes[..4], &[0xCA, 1, 1, 1]); // magic, version, msgpack, zlib
+/// assert_eq!(&bytes[..4], &[0xCA, 2, 1, 1]); // magic, format 2, msgpack, zlib
 /// let back: Vec<String> = codec.decode(&bytes).unwrap();
 /// assert_eq!(back.len(), 1000);
 /// ```
@@ -76,7 +76,7 @@ impl Codec {
     }
 
     /// Checks the header, inflates (bounded by the max value size) and
-    /// deserializes.
+    /// deserializes. Reads format 1 and 2 entries; a lease is an error.
     pub fn decode<T: DeserializeOwned>(&self, entry: &[u8]) -> Result<T, CodecError> {
         let (header, payload) = Header::split(entry)?;
         if header.compressor == 0 {
@@ -102,22 +102,31 @@ impl Codec {
     }
 
     /// Second half of [`encode`](Self::encode): compresses when the payload
-    /// reaches the threshold and compression pays, and writes the header.
+    /// reaches the threshold and compression pays, and writes the header
+    /// (with a new random version token and no compute time or expiry).
     /// Returns the entry to store and the uncompressed payload (which callers
     /// waiting for this value can deserialize without inflating).
     pub fn seal(&self, serialized: Serialized) -> Result<(Arc<Vec<u8>>, Payload), CodecError> {
+        self.seal_with(serialized, Meta::default())
+    }
+
+    /// [`seal`](Self::seal) with this metadata; a zero version token is
+    /// replaced by a random one.
+    pub fn seal_with(
+        &self,
+        serialized: Serialized,
+        mut meta: Meta,
+    ) -> Result<(Arc<Vec<u8>>, Payload), CodecError> {
+        if meta.version_token == 0 {
+            meta.version_token = fastrand::u64(1..);
+        }
         let mut bytes = serialized.bytes;
         let payload_len = bytes.len() - HEADER_LEN;
         let serializer = self.serializer.id();
         if self.compressor.id() != 0 && payload_len >= self.compress_threshold {
             let mut packed = Vec::with_capacity(HEADER_LEN + payload_len / 2);
-            packed.extend_from_slice(
-                &Header {
-                    serializer,
-                    compressor: self.compressor.id(),
-                }
-                .to_bytes(),
-            );
+            packed
+                .extend_from_slice(&Header::new(serializer, self.compressor.id(), meta).to_bytes());
             self.compressor
                 .compress(&bytes[HEADER_LEN..], &mut packed)
                 .map_err(|source| CodecError::Compression {
@@ -134,13 +143,7 @@ impl Codec {
                 return Ok((Arc::new(packed), payload));
             }
         }
-        bytes[..HEADER_LEN].copy_from_slice(
-            &Header {
-                serializer,
-                compressor: 0,
-            }
-            .to_bytes(),
-        );
+        bytes[..HEADER_LEN].copy_from_slice(&Header::new(serializer, 0, meta).to_bytes());
         let entry = Arc::new(bytes);
         let payload = Payload {
             serializer,
@@ -154,17 +157,17 @@ impl Codec {
     /// size): the payload, ready to deserialize. An uncompressed entry is
     /// not copied.
     pub fn open(&self, entry: Vec<u8>) -> Result<Payload, CodecError> {
-        let (header, payload) = Header::split(&entry)?;
+        let (header, start) = Header::parse(&entry)?;
         self.find_serializer(header.serializer)?;
         if header.compressor == 0 {
-            self.check_size(payload.len())?;
+            self.check_size(entry.len() - start)?;
             return Ok(Payload {
                 serializer: header.serializer,
                 bytes: Arc::new(entry),
-                start: HEADER_LEN,
+                start,
             });
         }
-        let inflated = self.inflate(header.compressor, payload)?;
+        let inflated = self.inflate(header.compressor, &entry[start..])?;
         Ok(Payload {
             serializer: header.serializer,
             bytes: Arc::new(inflated),
@@ -174,7 +177,7 @@ impl Codec {
 
     /// Whether opening `entry` means inflating it.
     pub fn is_compressed(entry: &[u8]) -> bool {
-        entry.len() >= HEADER_LEN && entry[3] != 0
+        entry.len() >= 4 && entry[0] == super::header::MAGIC && entry[3] != 0
     }
 
     /// Deserializes an opened payload.
@@ -362,7 +365,8 @@ mod tests {
     fn small_values_are_not_compressed_large_ones_are() {
         let codec = Codec::default();
         let small = codec.encode(&"abc").unwrap();
-        assert_eq!(small, [0xCA, 1, 1, 0, 0xA3, b'a', b'b', b'c']);
+        assert_eq!(&small[..5], [0xCA, 2, 1, 0, 0]);
+        assert_eq!(&small[HEADER_LEN..], [0xA3, b'a', b'b', b'c']);
         let large = codec.encode(&"abc".repeat(1000)).unwrap();
         assert_eq!(large[3], 1);
         assert!(large.len() < 200);
@@ -388,7 +392,11 @@ mod tests {
             entry[3], 0,
             "compressor id must be 0 when zlib does not pay"
         );
-        assert_eq!(entry.len(), 4 + 3 + 2048, "header + bin16 marker + bytes");
+        assert_eq!(
+            entry.len(),
+            HEADER_LEN + 3 + 2048,
+            "header + bin16 marker + bytes"
+        );
     }
 
     #[test]
