@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::Cache;
+use crate::codec::header::Lease;
 use crate::codec::Codec;
 use crate::error::{CodecError, Error, Result};
 use crate::memoizing::{open, OFFLOAD_BYTES};
@@ -39,6 +40,8 @@ impl Cache {
         for (key, entry) in full.iter().zip(entries) {
             values.push(match entry {
                 None => None,
+                // Being computed by someone: no value yet.
+                Some(entry) if Lease::is_lease(&entry) => None,
                 Some(entry) => match open(&self.inner.codec, entry).await {
                     Ok(payload) => self.deserialize(key, &payload),
                     Err(e) => {
@@ -68,10 +71,20 @@ impl Cache {
             let entry = encoded.map_err(Error::Encode)?;
             entries.push((self.full_key(items[i].0.as_ref()), entry));
         }
-        self.inner
+        // Writes: earlier reads and computations of these keys must not
+        // store or share their values after them (see `Cache::set`).
+        for (full, _) in &entries {
+            self.invalidate_local(full);
+        }
+        let written = self
+            .inner
             .backend
             .set_many(&entries, self.ttl_or_default(ttl))
-            .await
+            .await;
+        for (full, _) in &entries {
+            self.forget_reads(full);
+        }
+        written
     }
 
     /// The values under `keys`; the missing ones (absent, undecodable, or all

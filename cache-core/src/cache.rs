@@ -227,10 +227,13 @@ impl Cache {
         // store or share their older values after it (and the SET kills
         // their leases in Redis).
         self.invalidate_local(&full);
-        self.inner
+        let written = self
+            .inner
             .backend
             .set(&full, &entry, self.ttl_or_default(ttl))
-            .await
+            .await;
+        self.forget_reads(&full);
+        written
     }
 
     /// Deletes `key` (a user key or a [`FullKey`](crate::key::FullKey)); whether it existed.
@@ -241,7 +244,9 @@ impl Cache {
     pub async fn delete(&self, key: &(impl CacheKey + ?Sized)) -> Result<bool> {
         let full = key.full_key(&self.inner.keys);
         self.invalidate_local(&full);
-        self.inner.backend.delete(&full).await
+        let deleted = self.inner.backend.delete(&full).await;
+        self.forget_reads(&full);
+        deleted
     }
 
     /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
@@ -249,7 +254,9 @@ impl Cache {
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let matcher = self.inner.keys.matcher_for_prefix(prefix);
         self.invalidate_local_all();
-        self.inner.backend.delete_matching(&matcher).await
+        let deleted = self.inner.backend.delete_matching(&matcher).await;
+        self.inner.reads.detach_all();
+        deleted
     }
 
     /// Deletes every entry of the memoized function with this prefix, and no
@@ -257,7 +264,9 @@ impl Cache {
     pub async fn delete_function(&self, function_prefix: &str) -> Result<u64> {
         let matcher = self.inner.keys.matcher_for_function(function_prefix);
         self.invalidate_local_all();
-        self.inner.backend.delete_matching(&matcher).await
+        let deleted = self.inner.backend.delete_matching(&matcher).await;
+        self.inner.reads.detach_all();
+        deleted
     }
 
     /// The memoizing path: the value under `key` if there is one that

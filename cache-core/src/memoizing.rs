@@ -191,6 +191,9 @@ impl Cache {
             }
         };
         land(leader, landing);
+        if options.refresh {
+            self.forget_reads(full);
+        }
         self.answered(result, Answer::Computed, backend_ok)
     }
 
@@ -242,6 +245,13 @@ impl Cache {
     pub(crate) fn invalidate_local(&self, full: &str) {
         self.inner.fence.invalidate(full);
         self.inner.flights.detach(full);
+        self.inner.reads.detach(full);
+    }
+
+    /// After a write of `full` is acknowledged: a GET sent between
+    /// [`invalidate_local`](Self::invalidate_local) and the write's arrival
+    /// may have read the old entry, so later lookups must not share it.
+    pub(crate) fn forget_reads(&self, full: &str) {
         self.inner.reads.detach(full);
     }
 
