@@ -568,4 +568,8 @@ async fn memoized_futures_are_send() {
         let task = tokio::spawn(async { spawnable(&user(42), false).await });
         assert_eq!(task.await.unwrap(), ["user 42 false"]);
     }
+    // The companions' futures are `Send` too (they hold no borrow of the
+    // key's temporaries across their `.await`).
+    let invalidating = tokio::spawn(async { spawnable_invalidate(&user(42), false).await });
+    assert!(invalidating.await.unwrap());
 }

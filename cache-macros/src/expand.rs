@@ -125,7 +125,13 @@ fn invalidate_fn(plan: &Plan) -> TokenStream {
     let spec = spec(plan, false, false);
     let parts = key_parts(plan);
     let body = if is_async {
-        quote!(#spec.invalidate(#parts).await)
+        // The key is built in its own statement, so the temporaries that
+        // borrow the arguments are gone before the `.await` (the future is
+        // then `Send`).
+        quote! {
+            let __cache_invalidating = #spec.invalidate(#parts);
+            __cache_invalidating.await
+        }
     } else {
         quote!(#spec.invalidate_blocking(#parts))
     };
