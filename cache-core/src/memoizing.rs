@@ -104,7 +104,6 @@ impl Cache {
             // key must not share or store their (older) values after it.
             self.invalidate_local(full);
         }
-        let ticket = self.inner.fence.ticket(full);
         let mut backend_ok = true;
         // A plain call (its thread blocked in `wait_here`) never waits for a
         // flight led by a task: that task may need this very thread.
@@ -125,6 +124,10 @@ impl Cache {
                 Lookup::Unavailable => backend_ok = false,
             }
         }
+        // Taken after the lookup (hits stay lean) and before anything is
+        // computed: an invalidation after this point keeps the value from
+        // being stored or shared; one before it left nothing to find.
+        let ticket = self.inner.fence.ticket(full);
         let mut leader = None;
         let mut alone = false;
         if !options.refresh {
