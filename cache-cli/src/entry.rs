@@ -83,7 +83,7 @@ pub struct FormatInfo {
 /// Decodes `entry` as far as it goes. Never panics: a corrupt or foreign
 /// entry is described.
 pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
-    let head = Some(escaped_head(&entry));
+    let head = Some(escaped_head(&entry, entry.len() as u64));
     if Lease::is_lease(&entry) {
         return Inspection {
             kind: "lease",
@@ -116,26 +116,7 @@ pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
             };
         }
     };
-    let v2 = header.version >= 2;
-    let Meta {
-        version_token,
-        compute_millis,
-        expires_at_millis,
-    } = header.meta;
-    let format = Some(FormatInfo {
-        version: header.version,
-        version_token: v2.then(|| format!("{version_token:016x}")),
-        compute_ms: v2.then_some(compute_millis),
-        expires_at_unix_ms: (v2 && expires_at_millis != 0).then_some(expires_at_millis),
-        serializer_id: header.serializer,
-        serializer: serializer_name(header.serializer),
-        compressor_id: header.compressor,
-        compressor: if header.compressor == 0 {
-            "none".to_owned()
-        } else {
-            compressor_name(header.compressor)
-        },
-    });
+    let format = Some(format_info(header));
     let undecodable = |format, payload_bytes, problem: String| Inspection {
         kind: "undecodable",
         format,
@@ -144,7 +125,8 @@ pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
         problem: Some(problem),
         head: head.clone(),
     };
-    let payload = match codec.open(entry.clone()) {
+    // The entry moves into the codec: an uncompressed value is not copied.
+    let payload = match codec.open(entry) {
         Ok(payload) => payload,
         Err(e) => return undecodable(format, None, e.to_string()),
     };
@@ -169,8 +151,51 @@ pub fn inspect(codec: &Codec, entry: Vec<u8>) -> Inspection {
     }
 }
 
-/// The first 32 bytes, printable ASCII as is and the rest as `\xNN`.
-fn escaped_head(entry: &[u8]) -> String {
+/// Describes an entry too large to read from its first bytes (`head`) and
+/// its stored size: the header when it is a cache entry's, and why the
+/// value is not shown.
+pub fn inspect_head(head: &[u8], stored_bytes: u64, max_bytes: u64) -> Inspection {
+    Inspection {
+        kind: "too_large",
+        format: Header::split(head)
+            .ok()
+            .map(|(header, _)| format_info(header)),
+        payload_bytes: None,
+        value: None,
+        problem: Some(format!(
+            "{stored_bytes} bytes stored, more than --max-bytes {max_bytes}: the value was not \
+             read (raise --max-bytes to decode it)"
+        )),
+        head: Some(escaped_head(head, stored_bytes)),
+    }
+}
+
+fn format_info(header: Header) -> FormatInfo {
+    let v2 = header.version >= 2;
+    let Meta {
+        version_token,
+        compute_millis,
+        expires_at_millis,
+    } = header.meta;
+    FormatInfo {
+        version: header.version,
+        serializer_id: header.serializer,
+        serializer: serializer_name(header.serializer),
+        compressor_id: header.compressor,
+        compressor: if header.compressor == 0 {
+            "none".to_owned()
+        } else {
+            compressor_name(header.compressor)
+        },
+        version_token: v2.then(|| format!("{version_token:016x}")),
+        compute_ms: v2.then_some(compute_millis),
+        expires_at_unix_ms: (v2 && expires_at_millis != 0).then_some(expires_at_millis),
+    }
+}
+
+/// The first 32 bytes of a value of `len` bytes, printable ASCII as is and
+/// the rest as `\xNN`.
+fn escaped_head(entry: &[u8], len: u64) -> String {
     let mut text = String::new();
     for &b in entry.iter().take(32) {
         if b.is_ascii_graphic() || b == b' ' {
@@ -179,7 +204,7 @@ fn escaped_head(entry: &[u8]) -> String {
             text.push_str(&format!("\\x{b:02x}"));
         }
     }
-    if entry.len() > 32 {
+    if len > 32 {
         text.push('…');
     }
     text
@@ -227,5 +252,19 @@ mod tests {
         let foreign = inspect(&codec, b"plain text".to_vec());
         assert_eq!(foreign.kind, "not_an_entry");
         assert_eq!(foreign.head.as_deref(), Some("plain text"));
+    }
+
+    #[test]
+    fn a_value_too_large_to_read_is_described_from_its_head() {
+        let codec = Codec::default();
+        let entry = codec.encode(&vec![7u64; 100]).unwrap();
+        let big = inspect_head(&entry[..32], 1 << 30, 64 << 20);
+        assert_eq!(big.kind, "too_large");
+        assert_eq!(big.format.unwrap().serializer, "msgpack");
+        assert!(big.value.is_none());
+        assert!(big.problem.unwrap().contains("--max-bytes"));
+        assert!(big.head.unwrap().ends_with('…'));
+        let foreign = inspect_head(b"just text", 1 << 30, 1);
+        assert!(foreign.format.is_none());
     }
 }

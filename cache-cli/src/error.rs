@@ -1,19 +1,21 @@
 //! What can go wrong, said so that the user knows what to do.
 
-use cache_core::redis::RedisError;
+use cache_core::redis::{ErrorKind, RedisError};
 use cache_core::RedactedUrl;
 
 /// An error of the `cache-memoize` command.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The first connection failed.
-    #[error("cannot connect to Redis at {url}: {source} (start Redis, or point --url / REDIS_URL at it)")]
+    #[error("cannot connect to Redis at {url}: {source} ({hint})")]
     Connect {
         /// The URL, password removed.
         url: RedactedUrl,
         /// What redis-rs said.
         #[source]
         source: RedisError,
+        /// What to do about it, from the kind of failure.
+        hint: &'static str,
     },
     /// A request failed after connecting.
     #[error("Redis at {url} failed during {doing}: {source}")]
@@ -26,13 +28,49 @@ pub enum CliError {
         #[source]
         source: RedisError,
     },
-    /// `show` or `invalidate` of a key that is not there.
+    /// A Cluster whose `CLUSTER SLOTS` names no reachable master.
+    #[error(
+        "the Redis Cluster at {url} lists no master with a known address in CLUSTER SLOTS \
+         (is the Cluster still forming? check `redis-cli -c cluster slots`)"
+    )]
+    NoMasters {
+        /// The URL, password removed.
+        url: RedactedUrl,
+    },
+    /// A `SCAN` that did not end within the step bound.
+    #[error(
+        "SCAN on {node} did not finish after {steps} steps (is the keyspace growing faster \
+         than it is walked?); stopped, so what was printed or deleted is incomplete. \
+         Narrow the walk with --prefix"
+    )]
+    ScanTooLong {
+        /// The node being walked.
+        node: String,
+        /// Steps taken.
+        steps: u64,
+    },
+    /// `show` of a key that is not there.
     #[error("no key {0:?} in Redis (list keys with `cache-memoize keys`)")]
     NoSuchKey(String),
+    /// `show` of a key that holds a list, hash, ….
+    #[error("key {key:?} holds a {kind}, not a string: cache entries are strings")]
+    NotAString {
+        /// The key.
+        key: String,
+        /// Its Redis type.
+        kind: String,
+    },
+    /// `invalidate KEY` (positional) of a key whose value is no cache entry.
+    #[error(
+        "key {0:?} does not hold a cache entry (its value does not start with the 0xCA \
+         header), so `invalidate` leaves it alone; nothing was deleted. To delete it anyway: \
+         `cache-memoize invalidate --key {0:?}`"
+    )]
+    NotACacheEntry(String),
     /// `--tag`: the entry format has no tags yet.
     #[error(
         "tags need the entry format v2 (tag stamps), which this version of cache-memoize does \
-         not write yet; nothing was deleted. Invalidate a FUNCTION or a KEY instead"
+         not write yet; nothing was deleted. Invalidate a FUNCTION or a --key instead"
     )]
     TagsUnsupported,
     /// The reader of stdout went away (`| head`): not worth a message.
@@ -44,4 +82,61 @@ pub enum CliError {
     /// Writing JSON to stdout failed.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl CliError {
+    /// The first connection to `url` failed with `source`.
+    pub fn connect(url: RedactedUrl, source: RedisError) -> Self {
+        Self::Connect {
+            url,
+            hint: connect_hint(&source),
+            source,
+        }
+    }
+}
+
+/// What to do when connecting failed with `e`.
+fn connect_hint(e: &RedisError) -> &'static str {
+    let code = e.code().unwrap_or_default();
+    let text = e.to_string();
+    if e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(code, "NOAUTH" | "WRONGPASS")
+        || text.contains("NOAUTH")
+        || text.contains("WRONGPASS")
+    {
+        "check the user and password in --url / REDIS_URL: \
+         redis://user:password@host:port"
+    } else if e.kind() == ErrorKind::InvalidClientConfig && text.contains("TLS") {
+        "this build cannot speak TLS: reinstall with `cargo install cache-memoize-cli \
+         --features tls` for rediss:// URLs"
+    } else if e.kind() == ErrorKind::InvalidClientConfig {
+        "check --url / REDIS_URL: redis://[user:password@]host:port[/db], rediss://… or \
+         redis+unix:///path, with `/`, `@`, `?` and `#` in a password written as %2F, %40, \
+         %3F, %23"
+    } else if e.is_timeout() {
+        "no answer in time: check the host and port, or raise --timeout"
+    } else {
+        "start Redis, or point --url / REDIS_URL at it"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_hint_follows_the_failure() {
+        let auth = RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert!(connect_hint(&auth).contains("password"));
+        let tls = RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "can't connect with TLS, the feature is not enabled",
+        ));
+        assert!(connect_hint(&tls).contains("--features tls"));
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(connect_hint(&refused).contains("start Redis"));
+    }
 }

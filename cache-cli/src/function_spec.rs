@@ -3,6 +3,8 @@
 
 use cache_core::key::{escape_glob, KeyParts, ARGS_HASH_GLOB};
 
+use crate::cache_selector::{parts_of, CacheSelector};
+
 /// Selects the entries of one memoized function.
 #[derive(Clone, Copy, Debug)]
 pub struct FunctionSpec<'a> {
@@ -31,22 +33,30 @@ impl<'a> FunctionSpec<'a> {
         if function == self.name {
             return true;
         }
-        // `{prefix}:{version}:{function}`, compared without allocating.
-        let version = parts.version.to_string();
-        self.name
+        // `{prefix}:{version}:{function}`, the version compared as a number
+        // so that nothing is allocated per key.
+        let Some((version, name)) = self
+            .name
             .strip_prefix(parts.prefix)
             .and_then(|rest| rest.strip_prefix(':'))
-            .and_then(|rest| rest.strip_prefix(version.as_str()))
-            .and_then(|rest| rest.strip_prefix(':'))
-            == Some(function)
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            return false;
+        };
+        name == function
+            && !version.is_empty()
+            && version.bytes().all(|b| b.is_ascii_digit())
+            && version.parse() == Ok(parts.version)
     }
-}
 
-/// The parts of `key`, split at the known cache prefix when there is one.
-pub fn parts_of<'k>(key: &'k str, cache_prefix: Option<&str>) -> Option<KeyParts<'k>> {
-    match cache_prefix {
-        Some(prefix) => KeyParts::parse_with_prefix(key, prefix),
-        None => KeyParts::parse(key),
+    /// Whether `key` is named like an entry of this function in a selected
+    /// cache (whether it holds one is for its value's header to say). A key
+    /// that is not UTF-8 never is: the library writes UTF-8 keys only.
+    pub fn selects(&self, key: &[u8], caches: Option<&CacheSelector>) -> bool {
+        std::str::from_utf8(key)
+            .ok()
+            .and_then(|key| parts_of(key, caches))
+            .is_some_and(|parts| self.matches(&parts))
     }
 }
 
@@ -68,6 +78,23 @@ mod tests {
         assert!(!FunctionSpec::new("app::primes2").matches(&parts));
         let hand = parts_of("shop:1:app::primes", None).unwrap();
         assert!(!FunctionSpec::new("app::primes").matches(&hand));
+    }
+
+    #[test]
+    fn keys_are_selected_within_the_chosen_caches_and_only_as_utf8() {
+        let key = KeyBuilder::new("shop", 1)
+            .function_key("app::primes", &(&7u32,))
+            .unwrap();
+        let spec = FunctionSpec::new("app::primes");
+        let key = key.as_str().as_bytes();
+        assert!(spec.selects(key, None));
+        let v1 = CacheSelector::parse("shop:1").unwrap();
+        let v2 = CacheSelector::parse("shop:2").unwrap();
+        assert!(spec.selects(key, Some(&v1)));
+        assert!(!spec.selects(key, Some(&v2)));
+        let mut not_utf8 = key.to_vec();
+        not_utf8[0] = 0xff;
+        assert!(!spec.selects(&not_utf8, None));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! cache-memoize stats                     entries and bytes per memoized function
 //! cache-memoize keys [FUNCTION]           keys with ttl and stored size
 //! cache-memoize show KEY                  one entry's header and its value as JSON
-//! cache-memoize invalidate FUNCTION|KEY   delete one function's entries, or one key
+//! cache-memoize invalidate FUNCTION      delete one function's cache entries
+//! cache-memoize invalidate --key KEY     delete exactly one key
 //! ```
 //!
 //! Redis comes from `--url` or `REDIS_URL`; a Cluster is detected by itself.
@@ -14,6 +15,7 @@
 mod output;
 
 mod any_value;
+mod cache_selector;
 mod cli;
 mod commands;
 mod entry;
@@ -22,13 +24,20 @@ mod function_spec;
 mod server;
 mod size;
 mod table;
+mod walk;
+
+/// The test support that starts real redis-servers, for unit tests that
+/// need one.
+#[cfg(test)]
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::commands::invalidate::Target;
 use crate::error::CliError;
 use crate::server::Server;
 
@@ -59,10 +68,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         // Checked before connecting: no server can make it work.
         return Err(CliError::TagsUnsupported);
     }
-    let timeout = Duration::from_secs_f64(cli.timeout.max(0.001));
-    let mut server = Server::connect(&cli.url, timeout).await?;
+    let mut server = Server::connect(&cli.url, cli.timeout).await?;
     let options = commands::Options {
-        prefix: cli.prefix.as_deref(),
+        caches: cli.prefix.as_ref(),
         json: cli.json,
     };
     match &cli.command {
@@ -70,9 +78,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Keys { function, limit } => {
             commands::keys::run(&mut server, &options, function.as_deref(), *limit).await
         }
-        Command::Show { key } => commands::show::run(&mut server, &options, key).await,
-        Command::Invalidate { target, .. } => {
-            let target = target.as_deref().unwrap_or_default();
+        Command::Show { key, max_bytes } => {
+            commands::show::run(&mut server, &options, key, *max_bytes).await
+        }
+        Command::Invalidate { function, key, .. } => {
+            let target = match (key, function) {
+                (Some(key), _) => Target::Key(key),
+                (None, function) => Target::Function(function.as_deref().unwrap_or_default()),
+            };
             commands::invalidate::run(&mut server, &options, target).await
         }
     }

@@ -7,17 +7,19 @@ use std::process::ExitCode;
 use cache_core::redis;
 use serde::Serialize;
 
-use super::{print_json, walk, Options};
+use super::{print_json, Options};
+use crate::cache_selector::parts_of;
 use crate::entry::format_label;
 use crate::error::CliError;
-use crate::function_spec::parts_of;
 use crate::output;
 use crate::server::Server;
+use crate::walk::Walk;
 use crate::{size, table};
 
 /// Keys of a cache that are not a memoized function's entries.
 const BY_HAND: &str = "(keys set by hand)";
-/// String keys outside any cache's `{prefix}:{version}:` layout.
+/// String keys that are no cache's: outside the `{prefix}:{version}:`
+/// layout, not UTF-8, or with a value that lacks the 0xCA header.
 const OTHER: &str = "(other keys)";
 
 /// One row: a function of a cache.
@@ -32,32 +34,37 @@ struct FunctionStats {
     formats: BTreeMap<String, u64>,
 }
 
-/// The server's own figures, summed over a Cluster's masters.
+/// The server's own figures, summed over a Cluster's masters; `null`
+/// where `INFO` was refused (an ACL without +info).
 #[derive(Debug, Default, Serialize)]
 struct ServerStats {
     backend: String,
-    redis_version: String,
-    used_memory_bytes: u64,
-    keyspace_hits: u64,
-    keyspace_misses: u64,
+    redis_version: Option<String>,
+    used_memory_bytes: Option<u64>,
+    keyspace_hits: Option<u64>,
+    keyspace_misses: Option<u64>,
     hit_ratio: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     functions: Vec<FunctionStats>,
-    scanned_keys: u64,
+    /// Keys `SCAN` returned for the selected caches. Approximate: `SCAN`
+    /// may return a key twice.
+    matched_keys: u64,
     server: ServerStats,
 }
 
 pub async fn run(server: &mut Server, options: &Options<'_>) -> Result<ExitCode, CliError> {
     let mut groups: BTreeMap<(String, String), FunctionStats> = BTreeMap::new();
-    let scanned = walk(
-        server,
-        &options.cache_glob(),
-        |_| true,
-        |info| {
-            let (cache, function) = match parts_of(&info.key, options.prefix) {
+    let mut walk = Walk::new(server, options.cache_glob());
+    while let Some((_, infos)) = walk.next_batch(server, |_| true).await? {
+        for info in infos {
+            let parts = info
+                .name()
+                .filter(|_| info.is_cache_entry())
+                .and_then(|key| parts_of(key, options.caches));
+            let (cache, function) = match parts {
                 Some(parts) => (
                     format!("{}:{}", parts.prefix, parts.version),
                     parts.function.unwrap_or(BY_HAND).to_owned(),
@@ -75,13 +82,13 @@ pub async fn run(server: &mut Server, options: &Options<'_>) -> Result<ExitCode,
             group.bytes += info.bytes;
             group.without_ttl += u64::from(info.pttl == -1);
             *group.formats.entry(format_label(&info.head)).or_default() += 1;
-            true
-        },
-    )
-    .await?;
+        }
+    }
+    let matched_keys = walk.matched_keys();
+    drop(walk);
     let mut report = Report {
         functions: groups.into_values().collect(),
-        scanned_keys: scanned,
+        matched_keys,
         server: server_stats(server).await?,
     };
     // Biggest first: what a user looking at memory wants to see.
@@ -121,45 +128,68 @@ fn print_table(report: &Report) -> Result<(), CliError> {
     }
     output::line(&rows)?;
     let s = &report.server;
+    let (Some(version), Some(memory), Some(hits), Some(misses)) = (
+        &s.redis_version,
+        s.used_memory_bytes,
+        s.keyspace_hits,
+        s.keyspace_misses,
+    ) else {
+        outln!(
+            "{}: {} keys matched; no server figures (INFO refused)",
+            s.backend,
+            report.matched_keys
+        );
+        return Ok(());
+    };
     let ratio = s.hit_ratio.map_or_else(
         || "no lookups yet".to_owned(),
         |r| format!("{:.1}% hits", r * 100.0),
     );
     outln!(
-        "{} (redis {}): {} keys scanned, {} used, {} hits / {} misses since start ({ratio})",
+        "{} (redis {version}): {} keys matched, {} used, {hits} hits / {misses} misses since start ({ratio})",
         s.backend,
-        s.redis_version,
-        report.scanned_keys,
-        size::bytes(s.used_memory_bytes),
-        s.keyspace_hits,
-        s.keyspace_misses,
+        report.matched_keys,
+        size::bytes(memory),
     );
     Ok(())
 }
 
+/// `INFO` of every node, summed. An `INFO` refused (an ACL without +info)
+/// leaves the figures unknown instead of failing the report.
 async fn server_stats(server: &mut Server) -> Result<ServerStats, CliError> {
     let mut stats = ServerStats {
         backend: server.describe(),
         ..ServerStats::default()
     };
+    let (mut memory, mut hits, mut misses) = (0, 0, 0);
     for node in server.nodes() {
-        let info: String = server
-            .query_node(&node, &redis::cmd("INFO"), "INFO")
-            .await?;
+        let info: String = match server.query_node(&node, &redis::cmd("INFO"), "INFO").await {
+            Ok(info) => info,
+            Err(CliError::Redis { source, .. })
+                if matches!(source.kind(), redis::ErrorKind::Server(_)) =>
+            {
+                eprintln!("note: {node} refused INFO ({source}); no server figures");
+                return Ok(stats);
+            }
+            Err(e) => return Err(e),
+        };
         let field = |name: &str| {
             info.lines()
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
                 .map(str::trim)
         };
         let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        stats.used_memory_bytes += number("used_memory");
-        stats.keyspace_hits += number("keyspace_hits");
-        stats.keyspace_misses += number("keyspace_misses");
-        if stats.redis_version.is_empty() {
-            stats.redis_version = field("redis_version").unwrap_or("?").to_owned();
+        memory += number("used_memory");
+        hits += number("keyspace_hits");
+        misses += number("keyspace_misses");
+        if stats.redis_version.is_none() {
+            stats.redis_version = Some(field("redis_version").unwrap_or("?").to_owned());
         }
     }
-    let lookups = stats.keyspace_hits + stats.keyspace_misses;
-    stats.hit_ratio = (lookups > 0).then(|| stats.keyspace_hits as f64 / lookups as f64);
+    stats.used_memory_bytes = Some(memory);
+    stats.keyspace_hits = Some(hits);
+    stats.keyspace_misses = Some(misses);
+    let lookups = hits + misses;
+    stats.hit_ratio = (lookups > 0).then(|| hits as f64 / lookups as f64);
     Ok(stats)
 }
