@@ -72,7 +72,8 @@ async fn cached_large(id: u64) -> Result<Large, String> {
 
 /// Raw baseline: GET + header + zlib + rmp-serde, nothing else.
 fn decode_raw<T: serde::de::DeserializeOwned>(entry: &[u8]) -> T {
-    let payload = &entry[4..];
+    // Format 2: the payload starts after the 25-byte header (format 1: 4).
+    let payload = &entry[if entry[1] == 1 { 4 } else { 25 }..];
     if entry[3] == 1 {
         let mut inflated = Vec::with_capacity(payload.len() * 4);
         flate2::read::ZlibDecoder::new(payload)

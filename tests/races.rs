@@ -1407,3 +1407,52 @@ fn after_a_cancelled_leader_followers_compute_one_at_a_time() {
     });
     one_at_a_time("leader cancelled", outcome);
 }
+
+// ---------------------------------------------------------------------------
+// Row 7: one time budget per call
+// ---------------------------------------------------------------------------
+
+/// Row 7: Redis stalls while a call (holding the lease, lock on) computes.
+/// Its store times out; the rest of the call (giving the lease back) must
+/// not pay a second timeout on the dead connection: the lease is released
+/// in the background. Before: store + unlock, two timeouts in a row.
+#[test]
+fn a_call_pays_at_most_one_response_timeout_when_redis_stalls_mid_call() {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let server = Arc::new(support::RedisServer::start());
+    let cache = Cache::builder()
+        .url(server.url())
+        .prefix(unique_prefix("budget"))
+        .connect_timeout(TIMEOUT)
+        .response_timeout(TIMEOUT)
+        .stampede_lock(lock_settings())
+        .build()
+        .expect("a valid Redis cache configuration");
+    let paused = server.clone();
+    let elapsed = on_runtime(Duration::from_secs(30), "row7", move || async move {
+        cache.ping().await.expect("Redis answers before the stall");
+        let started = Instant::now();
+        let value: u64 = cache
+            .memoize(
+                "stalls",
+                cache_memoize::CallOptions::ttl(None).locking(true),
+                || async move {
+                    paused.pause();
+                    7
+                },
+                cache_memoize::store::always,
+                |v| v,
+            )
+            .await;
+        assert_eq!(value, 7, "the call returns its computed value");
+        started.elapsed()
+    });
+    server.resume();
+    println!("row 7: the call took {elapsed:?} with a {TIMEOUT:?} response timeout");
+    // One timeout (the store), plus slack for a loaded machine; two
+    // timeouts in a row would be at least 1 s.
+    assert!(
+        elapsed < TIMEOUT + Duration::from_millis(400),
+        "the call paid more than one timeout: {elapsed:?}"
+    );
+}
