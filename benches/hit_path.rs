@@ -6,8 +6,11 @@
 //! * the `cached` crate's `#[concurrent_cached(redis = true)]` (msgpack, no
 //!   compression) as a peer;
 //!
-//! on SMALL and LARGE values, at 1, 16 and 64 concurrent tasks, against one
-//! redis-server this benchmark starts on a free loopback port. Every
+//! on SMALL and LARGE values, at 1, 16 and 64 concurrent tasks, with every
+//! hit on one hot key and with hits spread over 1,000 keys (each task walks
+//! its own sequence, so concurrent lookups of one key rarely overlap and read
+//! coalescing cannot help), against one redis-server this benchmark starts
+//! on a free loopback port. Every
 //! configuration runs a fixed number of calls per round; rounds interleave
 //! the configurations in rotating order; the table shows the median round.
 //!
@@ -91,6 +94,22 @@ enum Size {
     Large,
 }
 
+/// Which keys the hits go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pattern {
+    /// Every call reads the same key.
+    Hot,
+    /// Calls spread over [`spread_keys`] keys.
+    Spread,
+}
+
+/// Keys of the spread pattern (a handful under `cargo test`).
+static SPREAD_KEYS: AtomicU64 = AtomicU64::new(1_000);
+
+fn spread_keys() -> u64 {
+    SPREAD_KEYS.load(Ordering::Relaxed)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Subject {
     OursHit,
@@ -120,33 +139,39 @@ impl Subject {
     }
 }
 
+/// The Redis keys of the ids `1..=spread_keys()`, for the raw baseline.
 struct Keys {
-    small: String,
-    large: String,
+    small: Vec<String>,
+    large: Vec<String>,
 }
 
 static NEXT_MISS_ID: AtomicU64 = AtomicU64::new(1_000_000);
 
+/// One call of `subject`; hits read the entry of `id` (in `1..=spread_keys()`).
 async fn one_call(
     subject: Subject,
     size: Size,
+    id: u64,
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
 ) {
+    let at = (id - 1) as usize;
     match (subject, size) {
-        (Subject::OursHit, Size::Small) => assert_eq!(ours_small(1).await.len(), 30),
-        (Subject::OursHit, Size::Large) => assert_eq!(ours_large(1).await.len(), 1_000),
+        (Subject::OursHit, Size::Small) => assert_eq!(ours_small(id).await.len(), 30),
+        (Subject::OursHit, Size::Large) => assert_eq!(ours_large(id).await.len(), 1_000),
         (Subject::RawGetDecode, Size::Small) => {
-            let entry: Vec<u8> = conn.get(&keys.small).await.unwrap();
+            let entry: Vec<u8> = conn.get(&keys.small[at]).await.unwrap();
             assert_eq!(decode_raw::<Vec<String>>(&entry).len(), 30);
         }
         (Subject::RawGetDecode, Size::Large) => {
-            let entry: Vec<u8> = conn.get(&keys.large).await.unwrap();
+            let entry: Vec<u8> = conn.get(&keys.large[at]).await.unwrap();
             assert_eq!(decode_raw::<Large>(&entry).len(), 1_000);
         }
-        (Subject::CachedHit, Size::Small) => assert_eq!(cached_small(1).await.unwrap().len(), 30),
+        (Subject::CachedHit, Size::Small) => {
+            assert_eq!(cached_small(id).await.unwrap().len(), 30)
+        }
         (Subject::CachedHit, Size::Large) => {
-            assert_eq!(cached_large(1).await.unwrap().len(), 1_000)
+            assert_eq!(cached_large(id).await.unwrap().len(), 1_000)
         }
         (Subject::OursMissStore, Size::Small) => {
             let id = NEXT_MISS_ID.fetch_add(1, Ordering::Relaxed);
@@ -175,25 +200,31 @@ struct Sample {
 async fn measure(
     subject: Subject,
     size: Size,
+    pattern: Pattern,
     tasks: usize,
     calls: usize,
     conn: &redis::aio::MultiplexedConnection,
 ) -> Sample {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     let keys = KEYS.get_or_init(|| Keys {
-        small: ours_small_cache_key(1),
-        large: ours_large_cache_key(1),
+        small: (1..=spread_keys()).map(ours_small_cache_key).collect(),
+        large: (1..=spread_keys()).map(ours_large_cache_key).collect(),
     });
     let per_task = (calls / tasks).max(1);
     let started = Instant::now();
     let handles: Vec<_> = (0..tasks)
-        .map(|_| {
+        .map(|task| {
             let mut conn = conn.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_task);
-                for _ in 0..per_task {
+                for call in 0..per_task {
+                    // Spread: each task walks the keys from its own offset.
+                    let id = match pattern {
+                        Pattern::Hot => 1,
+                        Pattern::Spread => (task as u64 * 7_919 + call as u64) % spread_keys() + 1,
+                    };
                     let t0 = Instant::now();
-                    one_call(subject, size, &mut conn, keys).await;
+                    one_call(subject, size, id, &mut conn, keys).await;
                     latencies.push(t0.elapsed());
                 }
                 latencies
@@ -237,11 +268,16 @@ async fn main() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    // Warm every hit path (and create `cached`'s connections).
-    ours_small(1).await;
-    ours_large(1).await;
-    cached_small(1).await.unwrap();
-    cached_large(1).await.unwrap();
+    // Fill every key the hits read (and create `cached`'s connections).
+    if !benching {
+        SPREAD_KEYS.store(8, Ordering::Relaxed);
+    }
+    for id in 1..=spread_keys() {
+        ours_small(id).await;
+        ours_large(id).await;
+        cached_small(id).await.unwrap();
+        cached_large(id).await.unwrap();
+    }
     let mut probe = conn.clone();
     let large_entry: Vec<u8> = probe.get(ours_large_cache_key(1)).await.unwrap();
     let small_entry: Vec<u8> = probe.get(ours_small_cache_key(1)).await.unwrap();
@@ -257,35 +293,51 @@ async fn main() {
     let rounds = if benching { 5 } else { 1 };
     println!("{rounds} rounds, configurations interleaved, median round shown\n");
     println!(
-        "{:<40} {:>5} {:>5} {:>11} {:>10} {:>10} {:>9} {:>9}",
-        "subject", "size", "tasks", "calls/s", "p50", "p99", "vs raw", "vs cached"
+        "{:<40} {:>5} {:>6} {:>5} {:>11} {:>10} {:>10} {:>9} {:>9}",
+        "subject", "size", "keys", "tasks", "calls/s", "p50", "p99", "vs raw", "vs cached"
     );
-    // HIT_PATH_ONLY="small 64" narrows the run (for profiling).
+    // HIT_PATH_ONLY="small 64" (or "small 64 spread") narrows the run
+    // (for profiling).
     let only = std::env::var("HIT_PATH_ONLY").unwrap_or_default();
     for size in [Size::Small, Size::Large] {
-        for tasks in [1usize, 16, 64] {
-            let name = format!("{} {tasks}", format!("{size:?}").to_lowercase());
-            if !only.is_empty() && only != name {
+        for (tasks, pattern) in [1usize, 16, 64]
+            .into_iter()
+            .flat_map(|t| [(t, Pattern::Hot), (t, Pattern::Spread)])
+        {
+            let name = format!(
+                "{} {tasks} {}",
+                format!("{size:?}").to_lowercase(),
+                format!("{pattern:?}").to_lowercase()
+            );
+            if !only.is_empty() && !name.starts_with(only.as_str()) {
                 continue;
             }
+            // Misses are measured once per size and task count.
+            let subjects: Vec<Subject> = SUBJECTS
+                .into_iter()
+                .filter(|s| {
+                    pattern == Pattern::Hot
+                        || !matches!(s, Subject::OursMissStore | Subject::CachedMissStore)
+                })
+                .collect();
             let calls = match (benching, size) {
                 (false, _) => 64,
                 (true, Size::Small) => 20_000,
                 (true, Size::Large) => 2_000,
             };
-            let mut samples: Vec<Vec<Sample>> = SUBJECTS.iter().map(|_| Vec::new()).collect();
+            let mut samples: Vec<Vec<Sample>> = subjects.iter().map(|_| Vec::new()).collect();
             for round in 0..rounds {
-                for i in 0..SUBJECTS.len() {
-                    let s = (i + round) % SUBJECTS.len();
+                for i in 0..subjects.len() {
+                    let s = (i + round) % subjects.len();
                     let calls = if matches!(
-                        SUBJECTS[s],
+                        subjects[s],
                         Subject::OursMissStore | Subject::CachedMissStore
                     ) {
                         calls / 4
                     } else {
                         calls
                     };
-                    samples[s].push(measure(SUBJECTS[s], size, tasks, calls, &conn).await);
+                    samples[s].push(measure(subjects[s], size, pattern, tasks, calls, &conn).await);
                 }
             }
             let medians: Vec<Sample> = samples
@@ -298,8 +350,8 @@ async fn main() {
                 })
                 .collect();
             let rate =
-                |s: Subject| medians[SUBJECTS.iter().position(|x| *x == s).unwrap()].per_second;
-            for (subject, m) in SUBJECTS.iter().zip(&medians) {
+                |s: Subject| medians[subjects.iter().position(|x| *x == s).unwrap()].per_second;
+            for (subject, m) in subjects.iter().zip(&medians) {
                 let (vs_raw, vs_cached) = match subject {
                     Subject::OursHit => (
                         format!("{:.2}x", m.per_second / rate(Subject::RawGetDecode)),
@@ -312,9 +364,10 @@ async fn main() {
                     _ => (String::new(), String::new()),
                 };
                 println!(
-                    "{:<40} {:>5} {:>5} {:>11.0} {:>10.1?} {:>10.1?} {:>9} {:>9}",
+                    "{:<40} {:>5} {:>6} {:>5} {:>11.0} {:>10.1?} {:>10.1?} {:>9} {:>9}",
                     subject.label(),
                     format!("{size:?}").to_uppercase(),
+                    format!("{pattern:?}").to_lowercase(),
                     tasks,
                     m.per_second,
                     percentile(&m.latencies, 50),
