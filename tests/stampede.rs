@@ -207,3 +207,34 @@ async fn the_lock_option_of_the_attribute_makes_four_instances_compute_once() {
     .await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+/// The lease outlives its ttl while the computation runs (a keeper extends
+/// it), so a computation longer than the lease's ttl still stores its value;
+/// without the keeper the lease expired mid-computation and the store was
+/// refused as stale on every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computation_longer_than_the_lease_ttl_is_still_stored() {
+    let _redis = redis();
+    let mut lock = LockSettings::default();
+    lock.ttl = Duration::from_millis(200);
+    let cache = cache("stampede-long", lock);
+    let runs = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let runs = runs.clone();
+        let value: String = cache
+            .get_or_compute("slow", None, || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                "slow but worth it".to_string()
+            })
+            .await;
+        assert_eq!(value, "slow but worth it");
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the first computation (3.5 lease ttls long) was stored: {stats:?}"
+    );
+    assert_eq!(stats.stale_stores_refused, 0, "{stats:?}");
+}

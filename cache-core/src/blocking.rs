@@ -67,7 +67,10 @@ pub(crate) async fn spawn_io<T: Send + 'static>(
 }
 
 /// Runs `future` on the I/O runtime without waiting for it: clean-up that
-/// must happen even when its caller was cancelled (a drop guard).
-pub(crate) fn spawn_detached(future: impl Future<Output = ()> + Send + 'static) {
-    drop(io_runtime().spawn(future));
+/// must happen even when its caller was cancelled (a drop guard), or a
+/// keeper that runs until aborted.
+pub(crate) fn spawn_detached(
+    future: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::AbortHandle {
+    io_runtime().spawn(future).abort_handle()
 }

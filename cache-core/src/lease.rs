@@ -48,7 +48,11 @@ impl Default for LockSettings {
     }
 }
 
-/// A lease this caller holds in `key`. Dropped without being
+/// A lease this caller holds in `key`, kept alive while the computation
+/// runs: a keeper task on the I/O runtime extends its expiry every half
+/// ttl for as long as the key holds it, so a computation longer than the
+/// ttl still stores its value, while a holder whose process died stops
+/// blocking others after one ttl. Dropped without being
 /// [`consumed`](Self::consume) (the call was cancelled, the body panicked,
 /// or the value is not to be stored), it deletes the lease if the key still
 /// holds it, on the I/O runtime, so that nobody waits for it.
@@ -57,15 +61,32 @@ pub(crate) struct LeaseGuard {
     key: String,
     lease: Lease,
     held: bool,
+    keeper: tokio::task::AbortHandle,
 }
 
 impl LeaseGuard {
-    pub(crate) fn new(cache: Cache, key: &str, lease: Lease) -> Self {
+    /// Guards `lease`, written into `key` for `ttl`.
+    pub(crate) fn new(cache: Cache, key: &str, lease: Lease, ttl: Duration) -> Self {
+        let keeper = {
+            let (cache, key) = (cache.clone(), key.to_owned());
+            spawn_detached(async move {
+                loop {
+                    tokio::time::sleep(ttl / 2).await;
+                    match cache.inner.backend.renew_lease(&key, &lease, ttl).await {
+                        Ok(true) => {}
+                        // Gone (stored, invalidated, released) or Redis is
+                        // failing: nothing left to keep.
+                        _ => return,
+                    }
+                }
+            })
+        };
         Self {
             cache,
             key: key.to_owned(),
             lease,
             held: true,
+            keeper,
         }
     }
 
@@ -81,6 +102,7 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
+        self.keeper.abort();
         if !self.held {
             return;
         }

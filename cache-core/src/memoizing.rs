@@ -317,7 +317,10 @@ impl Cache {
                 })
                 .await;
             match taken {
-                Ok(true) => return LeaseOutcome::Held(LeaseGuard::new(self.clone(), full, lease)),
+                Ok(true) => {
+                    let guard = LeaseGuard::new(self.clone(), full, lease, settings.ttl);
+                    return LeaseOutcome::Held(guard);
+                }
                 Ok(false) => {}
                 Err(e) => {
                     self.backend_error("lease", &e);

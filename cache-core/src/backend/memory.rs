@@ -134,6 +134,16 @@ impl MemoryBackend {
         true
     }
 
+    /// Extends the expiry of `lease` to `ttl` from now, if the key holds it.
+    pub(crate) async fn renew_lease(&self, key: &str, lease: &[u8], ttl: Duration) -> bool {
+        let _writing = self.writing(key).await;
+        if !self.holds(key, lease).await {
+            return false;
+        }
+        self.insert(key, lease, Some(ttl)).await;
+        true
+    }
+
     /// Deletes the key if it still holds `lease`.
     pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> bool {
         let _writing = self.writing(key).await;

@@ -127,6 +127,22 @@ impl Backend {
         }
     }
 
+    /// Extends the expiry of `lease` in `key` to `ttl` from now, if the key
+    /// still holds it: whether it did.
+    pub(crate) async fn renew_lease(
+        &self,
+        key: &str,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let lease = lease.as_bytes();
+        match self {
+            Backend::Redis(b) => b.renew_lease(key, lease, ttl).await,
+            Backend::Cluster(b) => b.renew_lease(key, lease, ttl).await,
+            Backend::Memory(b) => Ok(Box::pin(b.renew_lease(key, lease, ttl)).await),
+        }
+    }
+
     /// Deletes `key` if it still holds `lease`.
     pub(crate) async fn release_lease(&self, key: &str, lease: &Lease) -> Result<bool> {
         let lease = lease.as_bytes();

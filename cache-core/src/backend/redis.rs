@@ -50,6 +50,14 @@ end
 return 0
 "#;
 
+/// Extends our lease's expiry (ARGV[2] ms) while the key still holds it.
+const RENEW_LEASE: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
 /// Replaces our lease by the value (ARGV[2], with PX ARGV[3] unless it is
 /// "0"), only if the key still holds the lease: a delete in the meantime
 /// killed it, and then the value is not stored.
@@ -87,6 +95,7 @@ pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     response_timeout: Duration,
     connect_timeout: Duration,
     release_lease: redis::Script,
+    renew_lease: redis::Script,
     store_leased: redis::Script,
     /// Requests on the wire at once. Each costs redis-rs about 1 KB while
     /// it is in flight, so 10,000 concurrent calls would hold ~11 MB of
@@ -150,6 +159,7 @@ where
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
             release_lease: redis::Script::new(RELEASE_LEASE),
+            renew_lease: redis::Script::new(RENEW_LEASE),
             store_leased: redis::Script::new(STORE_LEASED),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
@@ -370,6 +380,21 @@ where
                 .arg(lease)
                 .arg(value)
                 .arg(px)
+                .invoke_async::<u64>(&mut c)
+                .await
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Extends the expiry of `lease` to `ttl` from now, if the key still
+    /// holds it: whether it did.
+    pub(crate) async fn renew_lease(&self, key: &str, lease: &[u8], ttl: Duration) -> Result<bool> {
+        self.run(|mut c| async move {
+            self.renew_lease
+                .key(key)
+                .arg(lease)
+                .arg(ttl_millis(ttl))
                 .invoke_async::<u64>(&mut c)
                 .await
                 .map(|n| n > 0)
