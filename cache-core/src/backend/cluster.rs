@@ -225,11 +225,24 @@ mod tests {
 
     #[test]
     fn hash_slots_match_the_cluster_spec() {
-        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        // The spec's CRC16 check value: CRC16("123456789") = 0x31C3, so its
+        // slot is 0x31C3 % 16384.
+        assert_eq!(hash_slot("123456789"), 0x31C3 % 16384);
+        // Known slots, as `CLUSTER KEYSLOT` answers them (Redis 7).
         assert_eq!(hash_slot("foo"), 12182);
-        assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
-        assert_eq!(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}"));
-        assert_eq!(hash_slot("foo{{bar}}zap"), hash_slot("{bar"));
+        assert_eq!(hash_slot("bar"), 5061);
+        assert_eq!(hash_slot("hello"), 866);
+        // Hash tags (the spec's examples): only the tag is hashed ...
+        assert_eq!(hash_slot("{user1000}.following"), 3443);
+        assert_eq!(hash_slot("{user1000}.followers"), 3443);
+        assert_eq!(hash_slot("user1000"), 3443);
+        // ... the first `{…}` counts even when others follow ...
+        assert_eq!(hash_slot("foo{bar}{zap}"), 5061);
+        // ... an empty `{}` means the whole key is hashed ...
+        assert_eq!(hash_slot("foo{}{bar}"), 8363);
+        // ... and the tag runs from the first `{` to the next `}`.
+        assert_eq!(hash_slot("foo{{bar}}zap"), 4015);
+        assert_eq!(hash_slot("{bar"), 4015);
     }
 
     #[test]
