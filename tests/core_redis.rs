@@ -574,6 +574,47 @@ async fn values_over_the_size_limit_are_returned_but_not_stored() {
     );
 }
 
+/// One value of a batch over the size limit costs that value only: the
+/// others are stored, and it is counted as skipped, not as an outage.
+#[tokio::test]
+async fn a_batch_with_one_value_over_the_size_limit_stores_the_others() {
+    let _redis = redis();
+    for builder in [
+        Cache::builder().url(redis().url()),
+        Cache::builder(), // in-memory
+    ] {
+        let cache = builder
+            .prefix("batch-too-big")
+            .codec(Codec::builder().max_value_size(10_000).build())
+            .build()
+            .unwrap();
+        let backend = cache.describe_backend();
+        let keys: Vec<String> = (0..10).map(|i| format!("item:{i}")).collect();
+        let value = |i: usize| -> Vec<u64> {
+            let len = if i == 3 { 5_000 } else { 10 }; // item 3: ~45 KB
+            (0..len).map(|n| n as u64 * 1_000_003).collect()
+        };
+        let got: Vec<Vec<u64>> = cache
+            .get_or_compute_many(&keys, None, |missing| {
+                let values = missing.iter().map(|&i| value(i)).collect();
+                async move { values }
+            })
+            .await;
+        assert_eq!(got, (0..10).map(value).collect::<Vec<_>>(), "{backend}");
+        let stored: Vec<Option<Vec<u64>>> = cache.get_many(&keys).await.unwrap();
+        let stored_count = stored.iter().filter(|v| v.is_some()).count();
+        assert_eq!(stored_count, 9, "{backend}: the nine small values are stored");
+        assert!(stored[3].is_none(), "{backend}");
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.stores, stats.store_skipped, stats.errors),
+            (9, 1, 0),
+            "{backend}: {stats:?}"
+        );
+        cache.delete_prefix("item:").await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn very_long_keys_are_shortened_to_a_readable_head_and_a_hash() {
     let _redis = redis();
