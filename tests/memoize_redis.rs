@@ -129,6 +129,57 @@ async fn ttl_expires_entries() {
     assert!((25_000..=30_500).contains(&pttl), "PTTL {pttl}");
 }
 
+static FOREVER: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "forever", ttl = Duration::MAX)]
+async fn forever(n: u32) -> u32 {
+    bump(&FOREVER);
+    n
+}
+
+static FOREVER_IN_MEMORY: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "forever-in-memory", ttl = Duration::MAX)]
+async fn forever_in_memory(n: u32) -> u32 {
+    bump(&FOREVER_IN_MEMORY);
+    n
+}
+
+/// Redis refuses a `PX` whose expiry time does not fit an i64 of
+/// milliseconds; such a ttl means "no expiry", on every backend.
+#[tokio::test]
+async fn a_ttl_beyond_what_redis_accepts_is_stored_without_expiry() {
+    let redis = redis();
+    let cache = cache_for(&redis, "forever");
+    assert_eq!((forever(1).await, forever(1).await), (1, 1));
+    assert_eq!(count(&FOREVER), 1, "the second call is a hit");
+    let pttl = |key: &str| redis.cmd(&[b"PTTL", key.as_bytes()]).as_int().unwrap();
+    assert_eq!(pttl(&forever_cache_key(1)), -1, "stored without expiry");
+
+    // The same through CallOptions::ttl (what get_or_compute passes).
+    for ttl in [Duration::MAX, Duration::from_millis(i64::MAX as u64)] {
+        let _: u8 = cache.get_or_compute("max", Some(ttl), || async { 1 }).await;
+        assert_eq!(pttl(&cache.full_key("max")), -1, "{ttl:?}");
+        cache.delete("max").await.unwrap();
+    }
+    // A long ttl that Redis can hold keeps its expiry.
+    let millennium = Duration::from_secs(1_000 * 365 * 24 * 3_600);
+    let _: u8 = cache.get_or_compute("long", Some(millennium), || async { 1 }).await;
+    assert!(pttl(&cache.full_key("long")) > 0);
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+
+    // The in-memory backend keeps such values too.
+    let memory = Cache::builder().name("forever-in-memory").build().unwrap();
+    registry::register("forever-in-memory", memory.clone());
+    assert_eq!((forever_in_memory(2).await, forever_in_memory(2).await), (2, 2));
+    assert_eq!(count(&FOREVER_IN_MEMORY), 1, "in memory, the second call is a hit");
+    for ttl in [Duration::MAX, millennium] {
+        let _: u8 = memory.get_or_compute("max", Some(ttl), || async { 1 }).await;
+        assert_eq!(memory.get::<u8>("max").await.unwrap(), Some(1), "{ttl:?}");
+        memory.delete("max").await.unwrap();
+    }
+}
+
 // --- prefix, key, skip, extra ----------------------------------------------
 
 #[cache_memoize(alias = "keys", prefix = "meaty")]

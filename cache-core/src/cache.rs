@@ -85,7 +85,9 @@ pub(crate) enum IoMode {
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
 pub struct CallOptions {
-    /// Expiry of a stored value; `None` uses the cache's default ttl.
+    /// Expiry of a stored value; `None` uses the cache's default ttl. A ttl
+    /// longer than [`MAX_TTL`](crate::MAX_TTL) (about 146 million years,
+    /// e.g. `Duration::MAX`) stores the value without expiry.
     pub ttl: Option<Duration>,
     /// Skip the lookup: compute, store and return (django's `_refresh=True`).
     pub refresh: bool,
@@ -95,7 +97,10 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
-    /// Options with this ttl (`None`: the cache's default).
+    /// Options with this ttl (`None`: the cache's default). A ttl longer
+    /// than [`MAX_TTL`](crate::MAX_TTL), such as `Duration::MAX`, means no
+    /// expiry: Redis refuses an expiry time that does not fit an i64 of
+    /// milliseconds, and the in-memory backend does the same as Redis.
     pub fn ttl(ttl: Option<Duration>) -> Self {
         Self {
             ttl,
@@ -393,7 +398,8 @@ impl Cache {
         self.inner.log.warn(&self.inner.name, operation, error);
     }
 
+    /// The ttl to store with; beyond [`MAX_TTL`](crate::MAX_TTL), none.
     pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
-        ttl.or(self.inner.default_ttl)
+        crate::ttl::expiring(ttl.or(self.inner.default_ttl))
     }
 }

@@ -125,7 +125,8 @@ impl Memoized {
         }
     }
 
-    /// Stores values for `ttl` instead of the cache's default.
+    /// Stores values for `ttl` instead of the cache's default (beyond
+    /// [`MAX_TTL`](crate::MAX_TTL), e.g. `Duration::MAX`: without expiry).
     pub fn ttl(mut self, ttl: impl Ttl) -> Self {
         self.options.ttl = Some(ttl.into_duration());
         self
