@@ -172,6 +172,49 @@ async fn delete_and_delete_prefix_remove_exactly_what_they_name() {
     assert_eq!(cache.get::<i32>("axb").await.unwrap(), Some(1));
 }
 
+/// A prefix longer than the readable head of shortened keys (256 bytes)
+/// still finds the user keys over 1,024 bytes that start with it.
+#[tokio::test]
+async fn delete_prefix_with_a_long_prefix_finds_shortened_keys() {
+    let _redis = redis();
+    for builder in [
+        Cache::builder().url(redis().url()),
+        Cache::builder(), // in-memory
+    ] {
+        let cache = builder.prefix("long-prefix").build().unwrap();
+        let backend = cache.describe_backend();
+        let prefix = format!("report:{}", "a".repeat(300));
+        let short = format!("{prefix}:x"); // stored in full
+        let long = format!("{prefix}:{}", "b".repeat(2_000)); // stored shortened
+        let other = format!("report:{}", "c".repeat(2_000)); // another head
+        let other_short = format!("report:{}", "a".repeat(299)); // not the prefix
+        for key in [&short, &long, &other, &other_short] {
+            cache.set(key, &1u8, None).await.unwrap();
+        }
+        let deleted = cache.delete_prefix(&prefix).await.unwrap();
+        assert!(cache.get::<u8>(&short).await.unwrap().is_none(), "{backend}");
+        assert!(
+            cache.get::<u8>(&long).await.unwrap().is_none(),
+            "{backend}: the shortened key starting with the prefix is deleted"
+        );
+        assert_eq!(deleted, 2, "{backend}");
+        assert_eq!(cache.get::<u8>(&other).await.unwrap(), Some(1), "{backend}");
+        assert_eq!(
+            cache.get::<u8>(&other_short).await.unwrap(),
+            Some(1),
+            "{backend}"
+        );
+        // A prefix that is itself over 1,024 bytes.
+        let very_long = format!("doc:{}", "d".repeat(1_500));
+        let keys: Vec<String> = (0..3).map(|i| format!("{very_long}{i}")).collect();
+        for key in &keys {
+            cache.set(key, &2u8, None).await.unwrap();
+        }
+        assert_eq!(cache.delete_prefix(&very_long).await.unwrap(), 3, "{backend}");
+        cache.delete_prefix("").await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn delete_function_removes_that_functions_entries_only() {
     let _redis = redis();

@@ -235,6 +235,11 @@ impl Cache {
 
     /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
     /// never `KEYS`); how many were deleted.
+    ///
+    /// A `prefix` longer than 256 bytes also deletes user keys over 1,024
+    /// bytes that share its first 256 bytes without starting with it: such
+    /// keys are stored shortened to those bytes and a hash, so the rest of
+    /// them cannot be compared (see [`KeyBuilder::matcher_for_prefix`]).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let matcher = self.inner.keys.matcher_for_prefix(prefix);
         self.inner.backend.delete_matching(&matcher).await
