@@ -577,6 +577,58 @@ async fn a_plain_fn_called_from_async_code_does_not_panic() {
     assert_eq!(slow_product_invalidate_all(), 1);
 }
 
+static NESTED_INNER: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "blocking")]
+fn nested_inner(n: u32) -> u32 {
+    bump(&NESTED_INNER);
+    n + 1
+}
+
+static NESTED_OUTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A plain memoized fn whose body uses the cache from plain code: another
+/// memoized plain fn, its `_invalidate`, and `Cache::block_on`.
+#[cache_memoize(alias = "blocking")]
+fn nested_outer(n: u32) -> u32 {
+    bump(&NESTED_OUTER);
+    let inner = nested_inner(n);
+    nested_inner_invalidate(n + 1_000);
+    let cache = registry::get("blocking").expect("registered by the test");
+    let stored: Option<u32> = cache
+        .block_on(|cache| async move { cache.get::<u32>("nested-absent").await })
+        .expect("Redis answers");
+    assert_eq!(stored, None);
+    inner * 10
+}
+
+#[test]
+fn plain_memoized_fns_nest() {
+    let _redis = sync_cache();
+    let outer = std::thread::spawn(|| (nested_outer(1), nested_outer(1)))
+        .join()
+        .expect("a plain memoized fn may call another one");
+    assert_eq!(outer, (20, 20));
+    assert_eq!(nested_inner(1), 2, "the inner call was stored");
+    assert_eq!((count(&NESTED_OUTER), count(&NESTED_INNER)), (1, 1));
+
+    // The same inside a runtime's task, and with the in-memory backend.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(nested_outer(2), 30);
+        let memory = Cache::memory();
+        let value: u32 = memory.get_or_compute_blocking("outer", None, || {
+            let inner: u32 = memory.get_or_compute_blocking("inner", None, || 7);
+            inner * 2
+        });
+        assert_eq!(value, 14);
+        assert_eq!(memory.get::<u32>("inner").await.unwrap(), Some(7));
+    });
+}
+
 // --- generics, Send futures ---------------------------------------------------
 
 static DESCRIBED: AtomicUsize = AtomicUsize::new(0);
