@@ -10,7 +10,7 @@ use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Pool, PoolError, Runtime};
 
 use super::shared_connection::{LeasePool, Leased, SharedConnection};
-use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, Permit};
+use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, PermitKind};
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
@@ -166,8 +166,10 @@ where
         F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        // A guard: when this future is dropped mid-call (cancelled), the
+        // permit goes with it and a probe's slot is freed at once.
         let permit = self.breaker.permit();
-        if permit == Permit::Skip {
+        if permit.kind() == PermitKind::Skip {
             return Err(Error::Unavailable {
                 url: self.url.clone(),
             });
@@ -187,8 +189,8 @@ where
                         Some(self.response_timeout.saturating_sub(waiting.elapsed())),
                     ),
                     _ => {
-                        if permit == Permit::Probe {
-                            self.breaker.failure(permit);
+                        if permit.kind() == PermitKind::Probe {
+                            permit.failure();
                         }
                         return Err(Error::Timeout {
                             url: self.url.clone(),
@@ -214,8 +216,8 @@ where
             }),
         };
         match &outcome {
-            Ok(_) => self.breaker.success(permit),
-            Err(_) => self.breaker.failure(permit),
+            Ok(_) => permit.success(),
+            Err(_) => permit.failure(),
         }
         outcome
     }
