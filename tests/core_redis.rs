@@ -192,7 +192,10 @@ async fn delete_prefix_with_a_long_prefix_finds_shortened_keys() {
             cache.set(key, &1u8, None).await.unwrap();
         }
         let deleted = cache.delete_prefix(&prefix).await.unwrap();
-        assert!(cache.get::<u8>(&short).await.unwrap().is_none(), "{backend}");
+        assert!(
+            cache.get::<u8>(&short).await.unwrap().is_none(),
+            "{backend}"
+        );
         assert!(
             cache.get::<u8>(&long).await.unwrap().is_none(),
             "{backend}: the shortened key starting with the prefix is deleted"
@@ -210,7 +213,11 @@ async fn delete_prefix_with_a_long_prefix_finds_shortened_keys() {
         for key in &keys {
             cache.set(key, &2u8, None).await.unwrap();
         }
-        assert_eq!(cache.delete_prefix(&very_long).await.unwrap(), 3, "{backend}");
+        assert_eq!(
+            cache.delete_prefix(&very_long).await.unwrap(),
+            3,
+            "{backend}"
+        );
         cache.delete_prefix("").await.unwrap();
     }
 }
@@ -646,7 +653,10 @@ async fn a_batch_with_one_value_over_the_size_limit_stores_the_others() {
         assert_eq!(got, (0..10).map(value).collect::<Vec<_>>(), "{backend}");
         let stored: Vec<Option<Vec<u64>>> = cache.get_many(&keys).await.unwrap();
         let stored_count = stored.iter().filter(|v| v.is_some()).count();
-        assert_eq!(stored_count, 9, "{backend}: the nine small values are stored");
+        assert_eq!(
+            stored_count, 9,
+            "{backend}: the nine small values are stored"
+        );
         assert!(stored[3].is_none(), "{backend}");
         let stats = cache.stats();
         assert_eq!(

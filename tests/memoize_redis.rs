@@ -164,17 +164,28 @@ async fn a_ttl_beyond_what_redis_accepts_is_stored_without_expiry() {
     }
     // A long ttl that Redis can hold keeps its expiry.
     let millennium = Duration::from_secs(1_000 * 365 * 24 * 3_600);
-    let _: u8 = cache.get_or_compute("long", Some(millennium), || async { 1 }).await;
+    let _: u8 = cache
+        .get_or_compute("long", Some(millennium), || async { 1 })
+        .await;
     assert!(pttl(&cache.full_key("long")) > 0);
     assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
 
     // The in-memory backend keeps such values too.
     let memory = Cache::builder().name("forever-in-memory").build().unwrap();
     registry::register("forever-in-memory", memory.clone());
-    assert_eq!((forever_in_memory(2).await, forever_in_memory(2).await), (2, 2));
-    assert_eq!(count(&FOREVER_IN_MEMORY), 1, "in memory, the second call is a hit");
+    assert_eq!(
+        (forever_in_memory(2).await, forever_in_memory(2).await),
+        (2, 2)
+    );
+    assert_eq!(
+        count(&FOREVER_IN_MEMORY),
+        1,
+        "in memory, the second call is a hit"
+    );
     for ttl in [Duration::MAX, millennium] {
-        let _: u8 = memory.get_or_compute("max", Some(ttl), || async { 1 }).await;
+        let _: u8 = memory
+            .get_or_compute("max", Some(ttl), || async { 1 })
+            .await;
         assert_eq!(memory.get::<u8>("max").await.unwrap(), Some(1), "{ttl:?}");
         memory.delete("max").await.unwrap();
     }
