@@ -437,6 +437,35 @@ fn plain_code_memoizes_with_or_without_a_runtime() {
     );
 }
 
+/// `connect().await` makes the first connection on the caller's runtime; a
+/// plain (blocking) lookup from a task of that runtime then blocks its only
+/// thread, so the connection must not depend on that runtime to make
+/// progress.
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_lookups_after_connect_on_a_current_thread_runtime_hit() {
+    let _redis = redis();
+    let cache = Cache::builder()
+        .url(redis().url())
+        .prefix(format!("connect-then-block-{}", std::process::id()))
+        .connect()
+        .await
+        .expect("Redis answers");
+    let computed = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let value: u32 = cache.get_or_compute_blocking("k", None, || {
+            computed.fetch_add(1, Ordering::SeqCst);
+            5
+        });
+        assert_eq!(value, 5);
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (computed.load(Ordering::SeqCst), stats.errors),
+        (1, 0),
+        "computed once, then hits: {stats:?}"
+    );
+}
+
 #[tokio::test]
 async fn unix_socket_connections_work() {
     let _redis = redis();
