@@ -66,7 +66,7 @@ pub(crate) struct RedisSettings {
 /// leases, time budget and error mapping; the commands that differ
 /// (`set_many`, `delete_matching`) live in an `impl` per kind.
 pub(crate) struct RedisBackend<P: LeasePool = Pool> {
-    connections: SharedConnection<P>,
+    pub(super) connections: SharedConnection<P>,
     breaker: CircuitBreaker,
     url: RedactedUrl,
     response_timeout: Duration,
@@ -264,7 +264,12 @@ where
     {
         let leased = self.lease(lane).await?;
         command(leased.conn.clone()).await.map_err(|e| {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+            let broke = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+            // A timeout is not a broken connection (redis-rs reports it as an
+            // I/O error): on a cluster it may be one stalled node behind a
+            // connection that reaches the others, and a new connection would
+            // have to wait for that node too.
+            if broke && !e.is_timeout() {
                 // It broke: detach it so the next request gets a new one.
                 self.connections.discard(&leased);
             }
