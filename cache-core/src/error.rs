@@ -67,6 +67,21 @@ pub enum Error {
         url: RedactedUrl,
     },
 
+    /// A cluster-wide delete (`delete_prefix`, `delete_function`) could not
+    /// reach some masters of a Redis Cluster: their entries are still there
+    /// and are served again once they are back.
+    #[error(
+        "deleted {deleted} entries, but these Redis Cluster masters were not reached and keep \
+         theirs: {}; run the delete again once they are back (see CLUSTER NODES)",
+        .unreached.join(", ")
+    )]
+    MastersUnreached {
+        /// Each master not reached, as `host:port (why)`.
+        unreached: Vec<String>,
+        /// Entries deleted on the masters that were reached.
+        deleted: u64,
+    },
+
     /// More memoized calls were looking up at once than the cache allows,
     /// and this one waited its whole response timeout for a turn.
     #[error(

@@ -300,12 +300,19 @@ impl Memoized {
 
     /// Deletes every entry of this function and of no other function
     /// (`foo_invalidate_all`): how many were deleted; `0` (and a logged
-    /// warning) when the cache cannot be reached.
+    /// warning) when the cache cannot be reached. On a Redis Cluster with
+    /// masters that cannot be reached, the count from the others, a warning
+    /// naming those masters, and an error in [`Cache::stats`].
     pub fn invalidate_all(&self) -> impl Future<Output = u64> + Send + 'static {
         let this = self.clone();
         async move {
-            let deleted = this.cache.delete_function(&this.prefix).await;
-            this.deleted(deleted)
+            match this.cache.delete_function(&this.prefix).await {
+                Err(e @ crate::Error::MastersUnreached { deleted, .. }) => {
+                    this.deleted::<u64>(Err(e));
+                    deleted
+                }
+                outcome => this.deleted(outcome),
+            }
         }
     }
 
@@ -327,8 +334,11 @@ impl Memoized {
         .ok()
     }
 
+    /// The outcome of an invalidation, fail-open: a failure is counted as
+    /// an error in the cache's stats, logged, and answered with the default.
     fn deleted<T: Default>(&self, outcome: crate::Result<T>) -> T {
         outcome.unwrap_or_else(|e| {
+            crate::stats::Stats::bump(&self.cache.inner.stats.errors);
             tracing::warn!(
                 cache = self.cache.name(),
                 function = %self.prefix,

@@ -110,6 +110,11 @@ impl<P: LeasePool> SharedConnection<P> {
         }
     }
 
+    /// The pool connections come from.
+    pub(crate) fn pool(&self) -> &P {
+        &self.pool
+    }
+
     /// The slot the next ordinary request goes to (round robin).
     pub(crate) fn pick_slot(&self) -> usize {
         let ordinary = self.slots.len() - 1;
