@@ -40,8 +40,8 @@ pub fn method_prefix<T: ?Sized>(function: &str) -> String {
 
 /// What `ttl = <expr>` accepts.
 #[diagnostic::on_unimplemented(
-    message = "`ttl` must be a `std::time::Duration` or a whole number of seconds, not `{Self}`",
-    label = "write `Duration::from_secs(..)` here, or a literal number of seconds: `ttl = 300`"
+    message = "`ttl = <expression>` must be a `std::time::Duration`, not `{Self}`",
+    label = "write `Duration::from_secs(..)` here; only a literal number is read as seconds (`ttl = 300`)"
 )]
 pub trait Ttl {
     /// The expiry.
