@@ -208,3 +208,95 @@ async fn the_stampede_lock_works_on_a_cluster() {
         "the lock was released (compare-and-delete) on its master"
     );
 }
+
+static FLAGGED: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "cluster-failed-master")]
+async fn flagged(item: u64) -> u64 {
+    FLAGGED.fetch_add(1, Ordering::SeqCst);
+    item
+}
+
+/// A master the others flag `fail` cannot be cleared: the strict API says
+/// which one was not reached, the fail-open one warns and counts an error,
+/// instead of reporting a count as if every master had been cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_names_a_failed_master_it_could_not_reach() {
+    // A cluster of its own: one of its masters is stopped.
+    let cluster = LocalCluster::start();
+    for node in &cluster.nodes {
+        // The healthy masters keep serving their slots meanwhile.
+        node.cmd(&[b"CONFIG", b"SET", b"cluster-require-full-coverage", b"no"])
+            .expect_ok();
+    }
+    let cache = Cache::builder()
+        .cluster_urls(cluster.urls())
+        .prefix("failed-master")
+        .response_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    registry::register("cluster-failed-master", cache.clone());
+    for item in 0..30 {
+        flagged(item).await;
+        cache
+            .set(&format!("user:{item}"), &item, None)
+            .await
+            .unwrap();
+    }
+    let stopped = cluster.node_of(&flagged_cache_key(0));
+    let address = format!("127.0.0.1:{}", stopped.port);
+    stopped.pause();
+    // Wait until a healthy node flags it `fail` (cluster-node-timeout 2 s).
+    let healthy = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != stopped.port)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes = healthy.cmd(&[b"CLUSTER", b"NODES"]).as_str().unwrap();
+        let line = nodes
+            .lines()
+            .find(|l| l.contains(&address))
+            .unwrap()
+            .to_owned();
+        if line
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .split(',')
+            .any(|f| f == "fail")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never flagged: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let strict = cache.delete_prefix("user:").await;
+    let fail_open_errors = cache.stats().errors;
+    let deleted = flagged_invalidate_all().await;
+    let errors_after = cache.stats().errors;
+    stopped.resume();
+
+    let error = strict.expect_err("a master was not reached");
+    match &error {
+        cache_memoize::Error::MastersUnreached { unreached, deleted } => {
+            assert_eq!(unreached.len(), 1, "{error}");
+            assert!(unreached[0].starts_with(&address), "{error}");
+            assert!((1..30).contains(deleted), "{error}");
+        }
+        other => panic!("expected MastersUnreached, got {other:?}"),
+    }
+    assert!(
+        deleted < 30,
+        "the stopped master's entries were not deleted"
+    );
+    assert!(
+        errors_after > fail_open_errors,
+        "the fail-open invalidate_all counts an error"
+    );
+}

@@ -173,6 +173,56 @@ async fn delete_and_delete_prefix_remove_exactly_what_they_name() {
     assert_eq!(cache.get::<i32>("axb").await.unwrap(), Some(1));
 }
 
+/// A prefix longer than the readable head of shortened keys (256 bytes)
+/// still finds the user keys over 1,024 bytes that start with it.
+#[tokio::test]
+async fn delete_prefix_with_a_long_prefix_finds_shortened_keys() {
+    let _redis = redis();
+    for builder in [
+        Cache::builder().url(redis().url()),
+        Cache::builder(), // in-memory
+    ] {
+        let cache = builder.prefix("long-prefix").build().unwrap();
+        let backend = cache.describe_backend();
+        let prefix = format!("report:{}", "a".repeat(300));
+        let short = format!("{prefix}:x"); // stored in full
+        let long = format!("{prefix}:{}", "b".repeat(2_000)); // stored shortened
+        let other = format!("report:{}", "c".repeat(2_000)); // another head
+        let other_short = format!("report:{}", "a".repeat(299)); // not the prefix
+        for key in [&short, &long, &other, &other_short] {
+            cache.set(key, &1u8, None).await.unwrap();
+        }
+        let deleted = cache.delete_prefix(&prefix).await.unwrap();
+        assert!(
+            cache.get::<u8>(&short).await.unwrap().is_none(),
+            "{backend}"
+        );
+        assert!(
+            cache.get::<u8>(&long).await.unwrap().is_none(),
+            "{backend}: the shortened key starting with the prefix is deleted"
+        );
+        assert_eq!(deleted, 2, "{backend}");
+        assert_eq!(cache.get::<u8>(&other).await.unwrap(), Some(1), "{backend}");
+        assert_eq!(
+            cache.get::<u8>(&other_short).await.unwrap(),
+            Some(1),
+            "{backend}"
+        );
+        // A prefix that is itself over 1,024 bytes.
+        let very_long = format!("doc:{}", "d".repeat(1_500));
+        let keys: Vec<String> = (0..3).map(|i| format!("{very_long}{i}")).collect();
+        for key in &keys {
+            cache.set(key, &2u8, None).await.unwrap();
+        }
+        assert_eq!(
+            cache.delete_prefix(&very_long).await.unwrap(),
+            3,
+            "{backend}"
+        );
+        cache.delete_prefix("").await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn delete_function_removes_that_functions_entries_only() {
     let _redis = redis();
@@ -411,6 +461,35 @@ fn plain_code_memoizes_with_or_without_a_runtime() {
     );
 }
 
+/// `connect().await` makes the first connection on the caller's runtime; a
+/// plain (blocking) lookup from a task of that runtime then blocks its only
+/// thread, so the connection must not depend on that runtime to make
+/// progress.
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_lookups_after_connect_on_a_current_thread_runtime_hit() {
+    let _redis = redis();
+    let cache = Cache::builder()
+        .url(redis().url())
+        .prefix(format!("connect-then-block-{}", std::process::id()))
+        .connect()
+        .await
+        .expect("Redis answers");
+    let computed = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let value: u32 = cache.get_or_compute_blocking("k", None, || {
+            computed.fetch_add(1, Ordering::SeqCst);
+            5
+        });
+        assert_eq!(value, 5);
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (computed.load(Ordering::SeqCst), stats.errors),
+        (1, 0),
+        "computed once, then hits: {stats:?}"
+    );
+}
+
 #[tokio::test]
 async fn unix_socket_connections_work() {
     let _redis = redis();
@@ -596,6 +675,50 @@ async fn values_over_the_size_limit_are_returned_but_not_stored() {
         cache.set("big", &big, None).await.is_err(),
         "the strict API reports it"
     );
+}
+
+/// One value of a batch over the size limit costs that value only: the
+/// others are stored, and it is counted as skipped, not as an outage.
+#[tokio::test]
+async fn a_batch_with_one_value_over_the_size_limit_stores_the_others() {
+    let _redis = redis();
+    for builder in [
+        Cache::builder().url(redis().url()),
+        Cache::builder(), // in-memory
+    ] {
+        let cache = builder
+            .prefix("batch-too-big")
+            .codec(Codec::builder().max_value_size(10_000).build())
+            .build()
+            .unwrap();
+        let backend = cache.describe_backend();
+        let keys: Vec<String> = (0..10).map(|i| format!("item:{i}")).collect();
+        let value = |i: usize| -> Vec<u64> {
+            let len = if i == 3 { 5_000 } else { 10 }; // item 3: ~45 KB
+            (0..len).map(|n| n as u64 * 1_000_003).collect()
+        };
+        let got: Vec<Vec<u64>> = cache
+            .get_or_compute_many(&keys, None, |missing| {
+                let values = missing.iter().map(|&i| value(i)).collect();
+                async move { values }
+            })
+            .await;
+        assert_eq!(got, (0..10).map(value).collect::<Vec<_>>(), "{backend}");
+        let stored: Vec<Option<Vec<u64>>> = cache.get_many(&keys).await.unwrap();
+        let stored_count = stored.iter().filter(|v| v.is_some()).count();
+        assert_eq!(
+            stored_count, 9,
+            "{backend}: the nine small values are stored"
+        );
+        assert!(stored[3].is_none(), "{backend}");
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.stores, stats.store_skipped, stats.errors),
+            (9, 1, 0),
+            "{backend}: {stats:?}"
+        );
+        cache.delete_prefix("item:").await.unwrap();
+    }
 }
 
 #[tokio::test]

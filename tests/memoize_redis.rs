@@ -129,6 +129,68 @@ async fn ttl_expires_entries() {
     assert!((25_000..=30_500).contains(&pttl), "PTTL {pttl}");
 }
 
+static FOREVER: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "forever", ttl = Duration::MAX)]
+async fn forever(n: u32) -> u32 {
+    bump(&FOREVER);
+    n
+}
+
+static FOREVER_IN_MEMORY: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "forever-in-memory", ttl = Duration::MAX)]
+async fn forever_in_memory(n: u32) -> u32 {
+    bump(&FOREVER_IN_MEMORY);
+    n
+}
+
+/// Redis refuses a `PX` whose expiry time does not fit an i64 of
+/// milliseconds; such a ttl means "no expiry", on every backend.
+#[tokio::test]
+async fn a_ttl_beyond_what_redis_accepts_is_stored_without_expiry() {
+    let redis = redis();
+    let cache = cache_for(&redis, "forever");
+    assert_eq!((forever(1).await, forever(1).await), (1, 1));
+    assert_eq!(count(&FOREVER), 1, "the second call is a hit");
+    let pttl = |key: &str| redis.cmd(&[b"PTTL", key.as_bytes()]).as_int().unwrap();
+    assert_eq!(pttl(&forever_cache_key(1)), -1, "stored without expiry");
+
+    // The same through CallOptions::ttl (what get_or_compute passes).
+    for ttl in [Duration::MAX, Duration::from_millis(i64::MAX as u64)] {
+        let _: u8 = cache.get_or_compute("max", Some(ttl), || async { 1 }).await;
+        assert_eq!(pttl(&cache.full_key("max")), -1, "{ttl:?}");
+        cache.delete("max").await.unwrap();
+    }
+    // A long ttl that Redis can hold keeps its expiry.
+    let millennium = Duration::from_secs(1_000 * 365 * 24 * 3_600);
+    let _: u8 = cache
+        .get_or_compute("long", Some(millennium), || async { 1 })
+        .await;
+    assert!(pttl(&cache.full_key("long")) > 0);
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+
+    // The in-memory backend keeps such values too.
+    let memory = Cache::builder().name("forever-in-memory").build().unwrap();
+    registry::register("forever-in-memory", memory.clone());
+    assert_eq!(
+        (forever_in_memory(2).await, forever_in_memory(2).await),
+        (2, 2)
+    );
+    assert_eq!(
+        count(&FOREVER_IN_MEMORY),
+        1,
+        "in memory, the second call is a hit"
+    );
+    for ttl in [Duration::MAX, millennium] {
+        let _: u8 = memory
+            .get_or_compute("max", Some(ttl), || async { 1 })
+            .await;
+        assert_eq!(memory.get::<u8>("max").await.unwrap(), Some(1), "{ttl:?}");
+        memory.delete("max").await.unwrap();
+    }
+}
+
 // --- prefix, key, skip, extra ----------------------------------------------
 
 #[cache_memoize(alias = "keys", prefix = "meaty")]
@@ -524,6 +586,58 @@ async fn a_plain_fn_called_from_async_code_does_not_panic() {
     assert_eq!(slow_product(vec![2, 3]), 6);
     assert_eq!(count(&SLOW_PRODUCTS), 1);
     assert_eq!(slow_product_invalidate_all(), 1);
+}
+
+static NESTED_INNER: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "blocking")]
+fn nested_inner(n: u32) -> u32 {
+    bump(&NESTED_INNER);
+    n + 1
+}
+
+static NESTED_OUTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A plain memoized fn whose body uses the cache from plain code: another
+/// memoized plain fn, its `_invalidate`, and `Cache::block_on`.
+#[cache_memoize(alias = "blocking")]
+fn nested_outer(n: u32) -> u32 {
+    bump(&NESTED_OUTER);
+    let inner = nested_inner(n);
+    nested_inner_invalidate(n + 1_000);
+    let cache = registry::get("blocking").expect("registered by the test");
+    let stored: Option<u32> = cache
+        .block_on(|cache| async move { cache.get::<u32>("nested-absent").await })
+        .expect("Redis answers");
+    assert_eq!(stored, None);
+    inner * 10
+}
+
+#[test]
+fn plain_memoized_fns_nest() {
+    let _redis = sync_cache();
+    let outer = std::thread::spawn(|| (nested_outer(1), nested_outer(1)))
+        .join()
+        .expect("a plain memoized fn may call another one");
+    assert_eq!(outer, (20, 20));
+    assert_eq!(nested_inner(1), 2, "the inner call was stored");
+    assert_eq!((count(&NESTED_OUTER), count(&NESTED_INNER)), (1, 1));
+
+    // The same inside a runtime's task, and with the in-memory backend.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(nested_outer(2), 30);
+        let memory = Cache::memory();
+        let value: u32 = memory.get_or_compute_blocking("outer", None, || {
+            let inner: u32 = memory.get_or_compute_blocking("inner", None, || 7);
+            inner * 2
+        });
+        assert_eq!(value, 14);
+        assert_eq!(memory.get::<u32>("inner").await.unwrap(), Some(7));
+    });
 }
 
 // --- generics, Send futures ---------------------------------------------------

@@ -90,7 +90,12 @@ impl Cache {
     /// The values under `keys`; the missing ones (absent, undecodable, or all
     /// of them when the cache is unavailable) come from one call of
     /// `compute_missing` with their indexes, and are stored in one pipeline.
-    /// Never fails: cache trouble means computing.
+    /// Never fails: cache trouble means computing. A computed value that
+    /// cannot be encoded or exceeds the codec's `max_value_size` is returned
+    /// but not stored (counted in [`StatsSnapshot::store_skipped`]); the
+    /// other values of the batch are stored all the same.
+    ///
+    /// [`StatsSnapshot::store_skipped`]: crate::StatsSnapshot::store_skipped
     ///
     /// `compute_missing` must return one value per index it is given, in order.
     pub async fn get_or_compute_many<K, T, F, Fut>(
@@ -128,18 +133,32 @@ impl Cache {
             missing.len(),
             "compute_missing must return one value per missing index"
         );
-        let fresh: Vec<(&str, &T)> = missing
+        // A value that cannot be encoded (or is over the size limit) is
+        // skipped on its own: the rest of the batch is still stored.
+        let mut entries = Vec::with_capacity(missing.len());
+        for (&i, encoded) in missing
             .iter()
-            .zip(&computed)
-            .map(|(&i, value)| (keys[i].as_ref(), value))
-            .collect();
-        match self.set_many(&fresh, ttl).await {
-            Ok(()) => {
-                for _ in &fresh {
-                    Stats::bump(&self.inner.stats.stores);
+            .zip(encode_all(&self.inner.codec, &computed).await)
+        {
+            let full = self.full_key(keys[i].as_ref());
+            match encoded {
+                Ok(entry) => entries.push((full, entry)),
+                Err(e) => {
+                    Stats::bump(&self.inner.stats.store_skipped);
+                    tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
                 }
             }
-            Err(e) => self.backend_error("set_many", &e),
+        }
+        if !entries.is_empty() {
+            let ttl = self.ttl_or_default(ttl);
+            match self.inner.backend.set_many(&entries, ttl).await {
+                Ok(()) => {
+                    for _ in &entries {
+                        Stats::bump(&self.inner.stats.stores);
+                    }
+                }
+                Err(e) => self.backend_error("set_many", &e),
+            }
         }
         let mut computed = computed.into_iter();
         found

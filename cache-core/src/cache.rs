@@ -89,7 +89,9 @@ pub(crate) enum IoMode {
 #[derive(Clone, Copy, Debug, Default)]
 #[non_exhaustive]
 pub struct CallOptions {
-    /// Expiry of a stored value; `None` uses the cache's default ttl.
+    /// Expiry of a stored value; `None` uses the cache's default ttl. A ttl
+    /// longer than [`MAX_TTL`](crate::MAX_TTL) (about 146 million years,
+    /// e.g. `Duration::MAX`) stores the value without expiry.
     pub ttl: Option<Duration>,
     /// Skip the lookup: compute, store and return (django's `_refresh=True`).
     pub refresh: bool,
@@ -99,7 +101,10 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
-    /// Options with this ttl (`None`: the cache's default).
+    /// Options with this ttl (`None`: the cache's default). A ttl longer
+    /// than [`MAX_TTL`](crate::MAX_TTL), such as `Duration::MAX`, means no
+    /// expiry: Redis refuses an expiry time that does not fit an i64 of
+    /// milliseconds, and the in-memory backend does the same as Redis.
     pub fn ttl(ttl: Option<Duration>) -> Self {
         Self {
             ttl,
@@ -251,6 +256,11 @@ impl Cache {
 
     /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
     /// never `KEYS`); how many were deleted.
+    ///
+    /// A `prefix` longer than 256 bytes also deletes user keys over 1,024
+    /// bytes that share its first 256 bytes without starting with it: such
+    /// keys are stored shortened to those bytes and a hash, so the rest of
+    /// them cannot be compared (see [`KeyBuilder::matcher_for_prefix`]).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let matcher = self.inner.keys.matcher_for_prefix(prefix);
         self.invalidate_local_all();
@@ -420,7 +430,8 @@ impl Cache {
         self.inner.log.warn(&self.inner.name, operation, error);
     }
 
+    /// The ttl to store with; beyond [`MAX_TTL`](crate::MAX_TTL), none.
     pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
-        ttl.or(self.inner.default_ttl)
+        crate::ttl::expiring(ttl.or(self.inner.default_ttl))
     }
 }

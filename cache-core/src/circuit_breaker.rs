@@ -7,7 +7,7 @@
 //! back-off, up to `max_backoff`. So the cache comes back by itself within
 //! `max_backoff` of the backend's return.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -62,18 +62,28 @@ pub(crate) struct CircuitBreaker {
     /// 0 while closed; else the epoch-millis at which a probe may go.
     open_until_millis: AtomicU64,
     backoff_millis: AtomicU64,
-    /// 0, or the epoch-millis at which the current probe started. A probe
-    /// whose caller vanished (cancelled) goes stale after `PROBE_STALE_MILLIS`.
-    probe_started_millis: AtomicU64,
+    /// Whether a probe call is out. Its [`Permit`] gives the slot back when
+    /// it is dropped, reported or not (a cancelled call), so the next call
+    /// can probe at once.
+    probing: AtomicBool,
     opened: AtomicU64,
 }
 
-const PROBE_STALE_MILLIS: u64 = 5_000;
+/// Whether a call may use the backend. Report the outcome with
+/// [`success`](Permit::success) or [`failure`](Permit::failure); a permit
+/// dropped without either (its call was cancelled) says nothing about the
+/// backend, and a probe's slot goes back to the breaker.
+#[derive(Debug)]
+#[must_use = "report the call's outcome with the permit"]
+pub(crate) struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    kind: PermitKind,
+}
 
-/// Whether a call may use the backend; report its outcome with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Permit {
+pub(crate) enum PermitKind {
     Go,
+    /// The one call that tests the backend after a back-off.
     Probe,
     Skip,
 }
@@ -84,6 +94,34 @@ fn now_millis() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
+impl Permit<'_> {
+    pub(crate) fn kind(&self) -> PermitKind {
+        self.kind
+    }
+
+    /// The call reached the backend and got an answer.
+    pub(crate) fn success(mut self) {
+        let kind = std::mem::replace(&mut self.kind, PermitKind::Skip);
+        self.breaker.success(kind);
+    }
+
+    /// The call failed (timeout, connection, error reply).
+    pub(crate) fn failure(mut self) {
+        let kind = std::mem::replace(&mut self.kind, PermitKind::Skip);
+        self.breaker.failure(kind);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.kind == PermitKind::Probe {
+            // Cancelled before an outcome: free the slot, keep the breaker
+            // open; the next call after the back-off probes again.
+            self.breaker.probing.store(false, Ordering::Release);
+        }
+    }
+}
+
 impl CircuitBreaker {
     pub(crate) fn new(settings: BreakerSettings) -> Self {
         Self {
@@ -91,63 +129,65 @@ impl CircuitBreaker {
             consecutive_failures: AtomicU32::new(0),
             open_until_millis: AtomicU64::new(0),
             backoff_millis: AtomicU64::new(settings.initial_backoff.as_millis() as u64),
-            probe_started_millis: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
             opened: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn permit(&self) -> Permit {
-        let open_until = self.open_until_millis.load(Ordering::Acquire);
-        if open_until == 0 {
-            return Permit::Go;
-        }
-        let now = now_millis();
-        if now < open_until {
-            return Permit::Skip;
-        }
-        // Back-off over: exactly one caller probes.
-        let probe = self.probe_started_millis.load(Ordering::Acquire);
-        if probe != 0 && now - probe < PROBE_STALE_MILLIS {
-            return Permit::Skip;
-        }
-        if self
-            .probe_started_millis
-            .compare_exchange(probe, now, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            Permit::Probe
-        } else {
-            Permit::Skip
+    pub(crate) fn permit(&self) -> Permit<'_> {
+        Permit {
+            breaker: self,
+            kind: self.permit_kind(),
         }
     }
 
-    pub(crate) fn success(&self, permit: Permit) {
-        if permit == Permit::Skip {
+    fn permit_kind(&self) -> PermitKind {
+        let open_until = self.open_until_millis.load(Ordering::Acquire);
+        if open_until == 0 {
+            return PermitKind::Go;
+        }
+        if now_millis() < open_until {
+            return PermitKind::Skip;
+        }
+        // Back-off over: exactly one caller probes.
+        if self
+            .probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            PermitKind::Probe
+        } else {
+            PermitKind::Skip
+        }
+    }
+
+    fn success(&self, permit: PermitKind) {
+        if permit == PermitKind::Skip {
             return;
         }
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        if permit == Permit::Probe || self.open_until_millis.load(Ordering::Relaxed) != 0 {
+        if permit == PermitKind::Probe || self.open_until_millis.load(Ordering::Relaxed) != 0 {
             self.backoff_millis.store(
                 self.settings.initial_backoff.as_millis() as u64,
                 Ordering::Relaxed,
             );
             self.open_until_millis.store(0, Ordering::Release);
-            self.probe_started_millis.store(0, Ordering::Release);
+            self.probing.store(false, Ordering::Release);
             tracing::info!("cache backend is back; circuit breaker closed");
         }
     }
 
-    pub(crate) fn failure(&self, permit: Permit) {
-        if permit == Permit::Skip || self.settings.failure_threshold == 0 {
+    fn failure(&self, permit: PermitKind) {
+        if permit == PermitKind::Skip || self.settings.failure_threshold == 0 {
             return;
         }
-        if permit == Permit::Probe {
+        if permit == PermitKind::Probe {
             let backoff = self.backoff_millis.load(Ordering::Relaxed);
             let doubled = (backoff * 2).min(self.settings.max_backoff.as_millis() as u64);
             self.backoff_millis.store(doubled, Ordering::Relaxed);
             self.open_until_millis
                 .store(now_millis() + doubled, Ordering::Release);
-            self.probe_started_millis.store(0, Ordering::Release);
+            self.probing.store(false, Ordering::Release);
             return;
         }
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
@@ -169,7 +209,7 @@ impl CircuitBreaker {
     pub(crate) fn state(&self) -> BreakerState {
         if self.open_until_millis.load(Ordering::Acquire) == 0 {
             BreakerState::Closed
-        } else if self.probe_started_millis.load(Ordering::Acquire) != 0 {
+        } else if self.probing.load(Ordering::Acquire) {
             BreakerState::HalfOpen
         } else {
             BreakerState::Open
@@ -197,38 +237,64 @@ mod tests {
     fn opens_after_consecutive_failures_and_recovers_through_a_probe() {
         let b = breaker();
         for _ in 0..2 {
-            b.failure(b.permit());
+            b.permit().failure();
         }
         assert_eq!(b.state(), BreakerState::Closed);
-        b.success(b.permit()); // a success resets the count
+        b.permit().success(); // a success resets the count
         for _ in 0..3 {
-            b.failure(b.permit());
+            b.permit().failure();
         }
         assert_eq!(b.state(), BreakerState::Open);
-        assert_eq!(b.permit(), Permit::Skip);
+        assert_eq!(b.permit().kind(), PermitKind::Skip);
         std::thread::sleep(Duration::from_millis(40));
         let probe = b.permit();
-        assert_eq!(probe, Permit::Probe);
-        assert_eq!(b.permit(), Permit::Skip, "one probe at a time");
+        assert_eq!(probe.kind(), PermitKind::Probe);
+        assert_eq!(b.permit().kind(), PermitKind::Skip, "one probe at a time");
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        b.failure(probe);
+        probe.failure();
         assert_eq!(b.state(), BreakerState::Open);
-        assert_eq!(b.permit(), Permit::Skip);
+        assert_eq!(b.permit().kind(), PermitKind::Skip);
         std::thread::sleep(Duration::from_millis(70));
         let probe = b.permit();
-        assert_eq!(probe, Permit::Probe);
-        b.success(probe);
+        assert_eq!(probe.kind(), PermitKind::Probe);
+        probe.success();
         assert_eq!(b.state(), BreakerState::Closed);
-        assert_eq!(b.permit(), Permit::Go);
+        assert_eq!(b.permit().kind(), PermitKind::Go);
         assert_eq!(b.times_opened(), 1);
+    }
+
+    #[test]
+    fn a_dropped_probe_frees_the_slot_at_once() {
+        let b = breaker();
+        for _ in 0..3 {
+            b.permit().failure();
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        let probe = b.permit();
+        assert_eq!(probe.kind(), PermitKind::Probe);
+        assert_eq!(b.permit().kind(), PermitKind::Skip);
+        drop(probe); // its call was cancelled
+        assert_eq!(
+            b.state(),
+            BreakerState::Open,
+            "still open: nothing was learnt"
+        );
+        let next = b.permit();
+        assert_eq!(
+            next.kind(),
+            PermitKind::Probe,
+            "the next call probes at once"
+        );
+        next.success();
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]
     fn a_disabled_breaker_never_opens() {
         let b = CircuitBreaker::new(BreakerSettings::disabled());
         for _ in 0..100 {
-            b.failure(b.permit());
+            b.permit().failure();
         }
-        assert_eq!(b.permit(), Permit::Go);
+        assert_eq!(b.permit().kind(), PermitKind::Go);
     }
 }

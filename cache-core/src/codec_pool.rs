@@ -88,9 +88,10 @@ pub(crate) fn run<T: Send + 'static>(
         // stealing) is not paced unless it is a single value's compression.
         let _unpaced = Scoped::set(&PACED, false);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-        let _ = done.send(outcome.unwrap_or(Err(CodecError::BadHeader(what))));
+        let _ = done.send(outcome.unwrap_or(Err(CodecError::Panicked(what))));
     });
-    async move { result.await.unwrap_or(Err(CodecError::BadHeader(what))) }
+    // The job is gone without an answer only if it panicked.
+    async move { result.await.unwrap_or(Err(CodecError::Panicked(what))) }
 }
 
 /// Runs the compression of one value to be stored on the codec pool, once
@@ -175,6 +176,20 @@ mod tests {
     use futures::FutureExt;
 
     use super::*;
+
+    #[test]
+    fn a_panic_in_the_codec_is_reported_as_a_panic() {
+        let outcome = futures::executor::block_on(run(
+            || -> Result<(), CodecError> { panic!("a buggy compressor") },
+            "compressing the value panicked",
+        ));
+        let message = outcome.unwrap_err().to_string();
+        assert!(
+            message.contains("compressing the value panicked")
+                && !message.contains("not a cache entry"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn single_writes_never_take_every_core() {

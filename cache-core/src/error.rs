@@ -67,6 +67,21 @@ pub enum Error {
         url: RedactedUrl,
     },
 
+    /// A cluster-wide delete (`delete_prefix`, `delete_function`) could not
+    /// reach some masters of a Redis Cluster: their entries are still there
+    /// and are served again once they are back.
+    #[error(
+        "deleted {deleted} entries, but these Redis Cluster masters were not reached and keep \
+         theirs: {}; run the delete again once they are back (see CLUSTER NODES)",
+        .unreached.join(", ")
+    )]
+    MastersUnreached {
+        /// Each master not reached, as `host:port (why)`.
+        unreached: Vec<String>,
+        /// Entries deleted on the masters that were reached.
+        deleted: u64,
+    },
+
     /// More memoized calls were looking up at once than the cache allows,
     /// and this one waited its whole response timeout for a turn.
     #[error(
@@ -109,12 +124,27 @@ pub enum CodecError {
     /// The entry names a compressor this build does not have.
     #[error("entry was written with compressor id {0}, which is not compiled in (enable its cargo feature)")]
     UnknownCompressor(u8),
-    /// The value would inflate beyond the configured limit.
+    /// A stored entry would inflate beyond the configured limit (a read).
     #[error("entry inflates to more than {limit} bytes (the configured max_value_size); refusing to decode it")]
     TooLarge {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// A value to store serializes to more than the configured limit (a write).
+    #[error(
+        "serialized value of {size} bytes exceeds max_value_size {limit}; not stored \
+         (raise it with CodecBuilder::max_value_size if such values are expected)"
+    )]
+    ValueTooLarge {
+        /// The serialized size in bytes.
+        size: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The serializer or compressor panicked (a bug in it); the value is
+    /// treated as not cached.
+    #[error("{0}: the serializer or compressor panicked (a bug in it, not in the stored entry)")]
+    Panicked(&'static str),
     /// The serializer refused the value.
     #[error("{serializer} could not serialize the value: {message}")]
     Serialize {
@@ -163,3 +193,24 @@ impl CodecError {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use crate::Codec;
+
+    #[test]
+    fn size_errors_say_whether_a_write_or_a_read_was_refused() {
+        let codec = Codec::builder().max_value_size(100).build();
+        let write = codec.encode(&"x".repeat(500)).unwrap_err().to_string();
+        assert!(
+            write.contains("serialized value of 503 bytes exceeds max_value_size 100; not stored"),
+            "{write}"
+        );
+        let entry = Codec::default().encode(&"x".repeat(5_000)).unwrap();
+        let read = codec.decode::<String>(&entry).unwrap_err().to_string();
+        assert!(
+            read.contains("inflates") && read.contains("refusing to decode"),
+            "{read}"
+        );
+    }
+}

@@ -39,6 +39,23 @@ pub const MAX_READABLE_KEY_LEN: usize = 1024;
 /// Number of hex digits in an argument hash.
 pub const ARGS_HASH_LEN: usize = 32;
 
+/// How many bytes of a shortened user key stay readable (fewer when byte
+/// 256 falls inside a character).
+const READABLE_HEAD_LEN: usize = 256;
+
+/// What a shortened key has after its readable head: `:#` and 32 hex digits.
+const SHORTENED_MARK: &str = ":#";
+
+/// The readable head a user key over [`MAX_READABLE_KEY_LEN`] bytes keeps:
+/// its first 256 bytes, cut back to a character boundary.
+fn readable_head(key: &str) -> &str {
+    let mut cut = READABLE_HEAD_LEN.min(key.len());
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &key[..cut]
+}
+
 /// Builds full keys from user keys: `{prefix}:{version}:{key}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyBuilder {
@@ -67,12 +84,9 @@ impl KeyBuilder {
     /// ```
     pub fn full_key(&self, key: &str) -> String {
         if key.len() > MAX_READABLE_KEY_LEN {
-            let mut cut = 256;
-            while !key.is_char_boundary(cut) {
-                cut -= 1;
-            }
             let hash = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
-            return format!("{}{}:#{hash:032x}", self.namespace, &key[..cut]);
+            let head = readable_head(key);
+            return format!("{}{head}{SHORTENED_MARK}{hash:032x}", self.namespace);
         }
         let mut full = String::with_capacity(self.namespace.len() + key.len());
         full.push_str(&self.namespace);
@@ -110,10 +124,43 @@ impl KeyBuilder {
     }
 
     /// A matcher for every key whose user key starts with `prefix`.
+    ///
+    /// A user key over [`MAX_READABLE_KEY_LEN`] bytes is stored as its first
+    /// 256 bytes, `:#` and a hash of the whole key, so the rest of it cannot
+    /// be read back. For a `prefix` of up to 256 bytes that changes nothing.
+    /// A longer `prefix` selects the keys stored in full that start with it,
+    /// and every shortened key whose readable head is the first 256 bytes of
+    /// `prefix`: that includes every long key starting with `prefix`, and
+    /// also long keys that share those 256 bytes but go on differently
+    /// (which cannot be told apart from the hash), or a key stored in full
+    /// that reads exactly like a shortened one. It never misses a key that
+    /// starts with `prefix`.
+    ///
+    /// ```
+    /// # use cache_core::KeyBuilder;
+    /// let keys = KeyBuilder::new("app", 1);
+    /// let prefix = "r".repeat(300);
+    /// let matcher = keys.matcher_for_prefix(&prefix);
+    /// assert!(matcher.matches(&keys.full_key(&format!("{prefix}:short"))));
+    /// assert!(matcher.matches(&keys.full_key(&format!("{prefix}{}", "x".repeat(2000)))));
+    /// // Over-selected: a long key with the same first 256 bytes.
+    /// assert!(matcher.matches(&keys.full_key(&"r".repeat(2000))));
+    /// assert!(!matcher.matches(&keys.full_key(&"r".repeat(299))));
+    /// ```
     pub fn matcher_for_prefix(&self, prefix: &str) -> KeyMatcher {
+        let whole = format!("{}{prefix}", self.namespace);
+        let head = readable_head(prefix);
+        if head.len() == prefix.len() {
+            return KeyMatcher {
+                prefix: whole,
+                exact_hash_suffix: false,
+                or_shortened_after: None,
+            };
+        }
         KeyMatcher {
-            prefix: self.full_key(prefix),
+            prefix: format!("{}{head}", self.namespace),
             exact_hash_suffix: false,
+            or_shortened_after: Some(whole),
         }
     }
 
@@ -126,6 +173,7 @@ impl KeyBuilder {
         KeyMatcher {
             prefix,
             exact_hash_suffix: true,
+            or_shortened_after: None,
         }
     }
 }
@@ -224,19 +272,30 @@ impl io::Write for HashWriter {
 /// `SCAN MATCH` glob, the in-memory backend calls [`KeyMatcher::matches`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyMatcher {
+    /// Every selected key starts with this (the glob is `{prefix}*`).
     prefix: String,
     exact_hash_suffix: bool,
+    /// For a user-key prefix longer than a shortened key's readable head:
+    /// `prefix` is that head, and a key is selected when it starts with
+    /// this (the whole prefix, stored in full) or is a shortened key.
+    or_shortened_after: Option<String>,
 }
 
 impl KeyMatcher {
     /// Whether `full_key` is selected.
     pub fn matches(&self, full_key: &str) -> bool {
-        match full_key.strip_prefix(self.prefix.as_str()) {
-            None => false,
-            Some(rest) if self.exact_hash_suffix => {
-                rest.len() == ARGS_HASH_LEN && rest.bytes().all(|b| b.is_ascii_hexdigit())
+        let Some(rest) = full_key.strip_prefix(self.prefix.as_str()) else {
+            return false;
+        };
+        if self.exact_hash_suffix {
+            return is_args_hash(rest);
+        }
+        match &self.or_shortened_after {
+            None => true,
+            Some(whole) => {
+                full_key.starts_with(whole.as_str())
+                    || rest.strip_prefix(SHORTENED_MARK).is_some_and(is_args_hash)
             }
-            Some(_) => true,
         }
     }
 
@@ -251,6 +310,12 @@ impl KeyMatcher {
         }
         glob
     }
+}
+
+/// Whether `text` is a 32-digit hex hash (an args hash, or the hash that
+/// ends a shortened key).
+fn is_args_hash(text: &str) -> bool {
+    text.len() == ARGS_HASH_LEN && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `text` with the metacharacters of Redis globs (`* ? [ ] \\`) escaped, so
@@ -443,6 +508,21 @@ mod tests {
         );
         assert!(KeyParts::parse("p:v1:k").is_none());
         assert!(KeyParts::parse(":1:k").is_none());
+    }
+
+    #[test]
+    fn a_long_prefix_matches_every_shortened_key_that_starts_with_it() {
+        let kb = KeyBuilder::new("p", 1);
+        // Byte 256 falls inside an `é`: the readable head is 255 bytes.
+        let prefix = format!("a{}", "é".repeat(200));
+        let m = kb.matcher_for_prefix(&prefix);
+        for tail in ["", "z", &"z".repeat(2_000), &"é".repeat(600)] {
+            let key = format!("{prefix}{tail}");
+            assert!(m.matches(&kb.full_key(&key)), "{} bytes", key.len());
+        }
+        assert!(!m.matches(&kb.full_key(&format!("a{}z", "é".repeat(199)))));
+        assert!(!m.matches(&kb.full_key(&"b".repeat(2_000))));
+        assert!(m.glob().ends_with('*'));
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub mod stats;
 pub mod store;
 mod thread_flag;
 mod throttled_log;
+mod ttl;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, CallOptions};
@@ -64,6 +65,7 @@ pub use key::{KeyBuilder, KeyMatcher};
 pub use lease::LockSettings;
 pub use redacted_url::RedactedUrl;
 pub use stats::StatsSnapshot;
+pub use ttl::MAX_TTL;
 
 /// Crates the generated code and users need, at the versions this crate uses.
 pub use deadpool_redis::redis;

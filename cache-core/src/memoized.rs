@@ -41,8 +41,8 @@ pub fn method_prefix<T: ?Sized>(function: &str) -> String {
 
 /// What `ttl = <expr>` accepts.
 #[diagnostic::on_unimplemented(
-    message = "`ttl` must be a `std::time::Duration` or a whole number of seconds, not `{Self}`",
-    label = "write `Duration::from_secs(..)` here, or a literal number of seconds: `ttl = 300`"
+    message = "`ttl = <expression>` must be a `std::time::Duration`, not `{Self}`",
+    label = "write `Duration::from_secs(..)` here; only a literal number is read as seconds (`ttl = 300`)"
 )]
 pub trait Ttl {
     /// The expiry.
@@ -126,7 +126,8 @@ impl Memoized {
         }
     }
 
-    /// Stores values for `ttl` instead of the cache's default.
+    /// Stores values for `ttl` instead of the cache's default (beyond
+    /// [`MAX_TTL`](crate::MAX_TTL), e.g. `Duration::MAX`: without expiry).
     pub fn ttl(mut self, ttl: impl Ttl) -> Self {
         self.options.ttl = Some(ttl.into_duration());
         self
@@ -298,12 +299,19 @@ impl Memoized {
 
     /// Deletes every entry of this function and of no other function
     /// (`foo_invalidate_all`): how many were deleted; `0` (and a logged
-    /// warning) when the cache cannot be reached.
+    /// warning) when the cache cannot be reached. On a Redis Cluster with
+    /// masters that cannot be reached, the count from the others, a warning
+    /// naming those masters, and an error in [`Cache::stats`].
     pub fn invalidate_all(&self) -> impl Future<Output = u64> + Send + 'static {
         let this = self.clone();
         async move {
-            let deleted = this.cache.delete_function(&this.prefix).await;
-            this.deleted(deleted)
+            match this.cache.delete_function(&this.prefix).await {
+                Err(e @ crate::Error::MastersUnreached { deleted, .. }) => {
+                    this.deleted::<u64>(Err(e));
+                    deleted
+                }
+                outcome => this.deleted(outcome),
+            }
         }
     }
 
@@ -325,8 +333,11 @@ impl Memoized {
         .ok()
     }
 
+    /// The outcome of an invalidation, fail-open: a failure is counted as
+    /// an error in the cache's stats, logged, and answered with the default.
     fn deleted<T: Default>(&self, outcome: crate::Result<T>) -> T {
         outcome.unwrap_or_else(|e| {
+            crate::stats::Stats::bump(&self.cache.inner.stats.errors);
             tracing::warn!(
                 cache = self.cache.name(),
                 function = %self.prefix,

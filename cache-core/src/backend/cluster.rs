@@ -40,6 +40,8 @@ use crate::redacted_url::RedactedUrl;
 /// health-checks them with `PING` when a lease is renewed.
 pub(crate) struct ClusterManager {
     client: ClusterClient,
+    /// The seed nodes' (host, port), asked in turn for `CLUSTER NODES`.
+    seeds: Vec<(String, u16)>,
 }
 
 impl managed::Manager for ClusterManager {
@@ -103,6 +105,14 @@ impl RedisBackend<ClusterPool> {
             .map(|seed| connection_info(seed, None))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(invalid)?;
+        let seeds = infos
+            .iter()
+            .filter_map(|info| match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+                _ => None,
+            })
+            .collect();
         let client = ClusterClientBuilder::new(infos)
             .connection_timeout(settings.connect_timeout)
             .response_timeout(settings.response_timeout)
@@ -124,7 +134,7 @@ impl RedisBackend<ClusterPool> {
             ));
         }
         let client = client.build().map_err(invalid)?;
-        let pool = managed::Pool::builder(ClusterManager { client })
+        let pool = managed::Pool::builder(ClusterManager { client, seeds })
             .max_size((settings.connections.max(1) + 1) * 2)
             .wait_timeout(Some(settings.connect_timeout))
             .create_timeout(Some(settings.connect_timeout))
@@ -150,23 +160,63 @@ impl RedisBackend<ClusterPool> {
 
     /// `SCAN … MATCH` on every master, `UNLINK` of what matched (redis-rs
     /// splits it per slot): a cluster-wide prefix delete.
+    ///
+    /// A master that is flagged failed (or has no address), or does not
+    /// answer, keeps its entries, which it serves again when it is back: the
+    /// other masters are cleared all the same, and the result is then
+    /// [`Error::MastersUnreached`], naming them, rather than a count that
+    /// looks complete.
     pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
-        let nodes: String = self
-            .run(|mut c| async move {
+        let nodes = self.cluster_nodes().await?;
+        let mut deleted = 0;
+        let mut unreached = Vec::new();
+        for master in masters(&nodes) {
+            let address = format!("{}:{}", master.host, master.port);
+            if let Some(flag) = master.unusable {
+                unreached.push(format!("{address} (flagged `{flag}` in CLUSTER NODES)"));
+                continue;
+            }
+            match self
+                .delete_matching_on(&master.host, master.port, matcher)
+                .await
+            {
+                Ok(n) => deleted += n,
+                Err(e) => unreached.push(format!("{address} ({e})")),
+            }
+        }
+        if unreached.is_empty() {
+            Ok(deleted)
+        } else {
+            Err(Error::MastersUnreached { unreached, deleted })
+        }
+    }
+
+    /// `CLUSTER NODES` from a node that answers: any node first, then the
+    /// seed nodes in turn (the first one asked may be the one that is down).
+    async fn cluster_nodes(&self) -> Result<String> {
+        let ask = |routing: SingleNodeRoutingInfo| {
+            self.run(move |mut c| async move {
                 let value = c
                     .route_command(
                         redis::cmd("CLUSTER").arg("NODES").clone(),
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                        RoutingInfo::SingleNode(routing),
                     )
                     .await?;
                 Ok(redis::from_redis_value(value)?)
             })
-            .await?;
-        let mut deleted = 0;
-        for (host, port) in masters(&nodes) {
-            deleted += self.delete_matching_on(&host, port, matcher).await?;
+        };
+        let mut outcome = ask(SingleNodeRoutingInfo::Random).await;
+        for (host, port) in &self.connections.pool().manager().seeds {
+            if outcome.is_ok() {
+                break;
+            }
+            outcome = ask(SingleNodeRoutingInfo::ByAddress {
+                host: host.clone(),
+                port: *port,
+            })
+            .await;
         }
-        Ok(deleted)
+        outcome
     }
 
     async fn delete_matching_on(&self, host: &str, port: u16, matcher: &KeyMatcher) -> Result<u64> {
@@ -182,25 +232,38 @@ impl RedisBackend<ClusterPool> {
     }
 }
 
-/// The reachable masters in a `CLUSTER NODES` reply, as (host, port).
-fn masters(nodes: &str) -> Vec<(String, u16)> {
+/// A master in a `CLUSTER NODES` reply.
+#[derive(Debug, PartialEq, Eq)]
+struct Master {
+    host: String,
+    port: u16,
+    /// `fail` or `noaddr` when it cannot be reached.
+    unusable: Option<&'static str>,
+}
+
+/// The masters in a `CLUSTER NODES` reply. Nodes still in `handshake` are
+/// not members yet and are left out.
+fn masters(nodes: &str) -> Vec<Master> {
     nodes
         .lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let address = fields.nth(1)?;
-            let flags = fields.next()?;
-            let is_master = flags.split(',').any(|f| f == "master");
-            let unusable = flags
-                .split(',')
-                .any(|f| matches!(f, "fail" | "handshake" | "noaddr"));
-            if !is_master || unusable {
+            let flags: Vec<&str> = fields.next()?.split(',').collect();
+            if !flags.contains(&"master") || flags.contains(&"handshake") {
                 return None;
             }
+            let unusable = ["fail", "noaddr"]
+                .into_iter()
+                .find(|flag| flags.contains(flag));
             // host:port@cport[,hostname]
             let host_port = address.split('@').next()?;
             let (host, port) = host_port.rsplit_once(':')?;
-            Some((host.to_owned(), port.parse().ok()?))
+            Some(Master {
+                host: host.to_owned(),
+                port: port.parse().ok()?,
+                unusable,
+            })
         })
         .collect()
 }
@@ -225,11 +288,24 @@ mod tests {
 
     #[test]
     fn hash_slots_match_the_cluster_spec() {
-        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        // The spec's CRC16 check value: CRC16("123456789") = 0x31C3, below
+        // 16384, so it is also the slot.
+        assert_eq!(hash_slot("123456789"), 0x31C3);
+        // Known slots, as `CLUSTER KEYSLOT` answers them (Redis 7).
         assert_eq!(hash_slot("foo"), 12182);
-        assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
-        assert_eq!(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}"));
-        assert_eq!(hash_slot("foo{{bar}}zap"), hash_slot("{bar"));
+        assert_eq!(hash_slot("bar"), 5061);
+        assert_eq!(hash_slot("hello"), 866);
+        // Hash tags (the spec's examples): only the tag is hashed ...
+        assert_eq!(hash_slot("{user1000}.following"), 3443);
+        assert_eq!(hash_slot("{user1000}.followers"), 3443);
+        assert_eq!(hash_slot("user1000"), 3443);
+        // ... the first `{…}` counts even when others follow ...
+        assert_eq!(hash_slot("foo{bar}{zap}"), 5061);
+        // ... an empty `{}` means the whole key is hashed ...
+        assert_eq!(hash_slot("foo{}{bar}"), 8363);
+        // ... and the tag runs from the first `{` to the next `}`.
+        assert_eq!(hash_slot("foo{{bar}}zap"), 4015);
+        assert_eq!(hash_slot("{bar"), 4015);
     }
 
     #[test]
@@ -240,9 +316,18 @@ b2 127.0.0.1:30002@40002 master - 0 0 2 connected 5461-10922
 c3 127.0.0.1:30003@40003,host3 master,fail - 0 0 3 connected
 d4 127.0.0.1:30004@40004 slave a1 0 0 1 connected
 ";
+        let master = |port, unusable| Master {
+            host: "127.0.0.1".into(),
+            port,
+            unusable,
+        };
         assert_eq!(
             masters(nodes),
-            vec![("127.0.0.1".into(), 30001), ("127.0.0.1".into(), 30002)]
+            vec![
+                master(30001, None),
+                master(30002, None),
+                master(30003, Some("fail"))
+            ]
         );
     }
 }

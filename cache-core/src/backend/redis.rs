@@ -10,7 +10,7 @@ use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Pool, PoolError, Runtime};
 
 use super::shared_connection::{LeasePool, Leased, SharedConnection};
-use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, Permit};
+use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, PermitKind};
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
@@ -89,7 +89,7 @@ pub(crate) struct RedisSettings {
 /// leases, time budget and error mapping; the commands that differ
 /// (`set_many`, `delete_matching`) live in an `impl` per kind.
 pub(crate) struct RedisBackend<P: LeasePool = Pool> {
-    connections: SharedConnection<P>,
+    pub(super) connections: SharedConnection<P>,
     breaker: CircuitBreaker,
     url: RedactedUrl,
     response_timeout: Duration,
@@ -193,8 +193,10 @@ where
         F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        // A guard: when this future is dropped mid-call (cancelled), the
+        // permit goes with it and a probe's slot is freed at once.
         let permit = self.breaker.permit();
-        if permit == Permit::Skip {
+        if permit.kind() == PermitKind::Skip {
             return Err(Error::Unavailable {
                 url: self.url.clone(),
             });
@@ -214,8 +216,8 @@ where
                         Some(self.response_timeout.saturating_sub(waiting.elapsed())),
                     ),
                     _ => {
-                        if permit == Permit::Probe {
-                            self.breaker.failure(permit);
+                        if permit.kind() == PermitKind::Probe {
+                            permit.failure();
                         }
                         return Err(Error::Timeout {
                             url: self.url.clone(),
@@ -241,8 +243,8 @@ where
             }),
         };
         match &outcome {
-            Ok(_) => self.breaker.success(permit),
-            Err(_) => self.breaker.failure(permit),
+            Ok(_) => permit.success(),
+            Err(_) => permit.failure(),
         }
         outcome
     }
@@ -289,7 +291,12 @@ where
     {
         let leased = self.lease(lane).await?;
         command(leased.conn.clone()).await.map_err(|e| {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+            let broke = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+            // A timeout is not a broken connection (redis-rs reports it as an
+            // I/O error): on a cluster it may be one stalled node behind a
+            // connection that reaches the others, and a new connection would
+            // have to wait for that node too.
+            if broke && !e.is_timeout() {
                 // It broke: detach it so the next request gets a new one.
                 self.connections.discard(&leased);
             }

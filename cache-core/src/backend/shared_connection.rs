@@ -10,6 +10,10 @@
 //! health-checks them (the recycle `PING` when a lease is renewed every
 //! `LEASE_RENEW_AFTER`), and replaces them: a lease whose connection broke is
 //! detached from the pool, and the next request checks out a fresh one.
+//!
+//! Connections are made on the crate's I/O runtime (see
+//! [`crate::blocking`]), whatever runtime asks for them, so that their
+//! driver tasks never depend on a runtime whose thread a blocking call holds.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,7 +28,7 @@ use deadpool_redis::{Pool, PoolError};
 /// A deadpool pool whose objects are multiplexed connections that can be
 /// cloned and shared: a single Redis ([`Pool`] of `MultiplexedConnection`s)
 /// or a Redis Cluster (see `super::cluster`).
-pub(crate) trait LeasePool: Send + Sync + 'static {
+pub(crate) trait LeasePool: Clone + Send + Sync + 'static {
     /// The shared connection handed to each request.
     type Conn: Clone + Send + Sync;
     /// The pool object a slot holds while it leases its connection.
@@ -106,6 +110,11 @@ impl<P: LeasePool> SharedConnection<P> {
         }
     }
 
+    /// The pool connections come from.
+    pub(crate) fn pool(&self) -> &P {
+        &self.pool
+    }
+
     /// The slot the next ordinary request goes to (round robin).
     pub(crate) fn pick_slot(&self) -> usize {
         let ordinary = self.slots.len() - 1;
@@ -148,7 +157,12 @@ impl<P: LeasePool> SharedConnection<P> {
         // Return the old object first, so the pool recycles (PINGs) it and
         // may hand it straight back.
         drop(self.slots[slot_index].lease.swap(None));
-        let object = self.pool.checkout().await?;
+        // Made on the crate's I/O runtime, which is where the connection's
+        // driver task then lives: on the caller's runtime it would stall
+        // whenever a plain memoized fn blocks that runtime's thread (all of
+        // a current_thread runtime) waiting for this very connection.
+        let pool = self.pool.clone();
+        let object = crate::blocking::spawn_io(async move { pool.checkout().await }).await?;
         let conn = P::connection(&object);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let leased = Leased {

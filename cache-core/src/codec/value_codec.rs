@@ -97,7 +97,13 @@ impl Codec {
             Some(BuiltinFormat::Msgpack) => MsgpackSerializer::serialize_direct(value, &mut bytes)?,
             None => self.serializer.serialize(&value, &mut bytes)?,
         }
-        self.check_size(bytes.len() - HEADER_LEN)?;
+        let size = bytes.len() - HEADER_LEN;
+        if size > self.max_value_size {
+            return Err(CodecError::ValueTooLarge {
+                size,
+                limit: self.max_value_size,
+            });
+        }
         Ok(Serialized { bytes })
     }
 
