@@ -24,10 +24,22 @@ fn io_runtime() -> &'static tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cache-memoize-io")
+            .on_thread_start(|| ON_IO_RUNTIME.with(|on| on.set(true)))
             .enable_all()
             .build()
             .expect("cannot start the cache-memoize I/O runtime: the OS refused a thread")
     })
+}
+
+thread_local! {
+    /// Whether this thread belongs to the I/O runtime.
+    static ON_IO_RUNTIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the I/O runtime's (its requests use
+/// connections driven there, see `backend::shared_connection`).
+pub(crate) fn on_io_runtime() -> bool {
+    ON_IO_RUNTIME.with(|on| on.get())
 }
 
 /// Runs `future` on the cache's I/O runtime and blocks this thread until it

@@ -135,7 +135,7 @@ impl RedisBackend<ClusterPool> {
         }
         let client = client.build().map_err(invalid)?;
         let pool = managed::Pool::builder(ClusterManager { client, seeds })
-            .max_size((settings.connections.max(1) + 1) * 2)
+            .max_size((settings.connections.max(1) + 1) * 3)
             .wait_timeout(Some(settings.connect_timeout))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.response_timeout))

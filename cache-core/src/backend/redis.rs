@@ -135,7 +135,9 @@ impl RedisBackend<Pool> {
         let pool = Pool::builder(manager)
             // Spare room so a broken connection can be replaced while the
             // others are leased.
-            .max_size((connections + 1) * 2)
+            // Two sets of leases (callers' runtimes, the I/O runtime), plus
+            // spare room so a broken connection can be replaced.
+            .max_size((connections + 1) * 3)
             .wait_timeout(Some(settings.connect_timeout))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.response_timeout))

@@ -11,9 +11,13 @@
 //! `LEASE_RENEW_AFTER`), and replaces them: a lease whose connection broke is
 //! detached from the pool, and the next request checks out a fresh one.
 //!
-//! Connections are made on the crate's I/O runtime (see
-//! [`crate::blocking`]), whatever runtime asks for them, so that their
-//! driver tasks never depend on a runtime whose thread a blocking call holds.
+//! Requests sent from the crate's I/O runtime (those of plain memoized
+//! functions, see [`crate::blocking`]) use a set of connections of their
+//! own, made on that runtime: a connection's driver task lives on the
+//! runtime that made it, and a plain call that blocks the thread of the
+//! caller's runtime (all of a `current_thread` runtime) must not wait for a
+//! connection driven there. Async callers keep connections driven by their
+//! own runtime: a request then needs no hop to another thread.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -87,6 +91,7 @@ pub(crate) struct Leased<C> {
 
 pub(crate) struct SharedConnection<P: LeasePool = Pool> {
     pool: P,
+    /// The slots of callers' runtimes, then as many for the I/O runtime.
     slots: Vec<Slot<P>>,
     next_slot: AtomicUsize,
     generations: AtomicU64,
@@ -96,7 +101,7 @@ impl<P: LeasePool> SharedConnection<P> {
     /// `connections` shared connections for ordinary requests, plus one
     /// bulk lane for large writes (see [`bulk_slot`](Self::bulk_slot)).
     pub(crate) fn new(pool: P, connections: usize) -> Self {
-        let slots = (0..connections.max(1) + 1)
+        let slots = (0..2 * (connections.max(1) + 1))
             .map(|_| Slot {
                 lease: ArcSwapOption::empty(),
                 renewing: tokio::sync::Mutex::new(()),
@@ -115,13 +120,28 @@ impl<P: LeasePool> SharedConnection<P> {
         &self.pool
     }
 
+    /// Slots per set (the ordinary ones and the bulk lane).
+    fn per_set(&self) -> usize {
+        self.slots.len() / 2
+    }
+
+    /// The first slot of the set the calling thread uses.
+    fn set_start(&self) -> usize {
+        if crate::blocking::on_io_runtime() {
+            self.per_set()
+        } else {
+            0
+        }
+    }
+
     /// The slot the next ordinary request goes to (round robin).
     pub(crate) fn pick_slot(&self) -> usize {
-        let ordinary = self.slots.len() - 1;
+        let ordinary = self.per_set() - 1;
+        let start = self.set_start();
         if ordinary == 1 {
-            0
+            start
         } else {
-            self.next_slot.fetch_add(1, Ordering::Relaxed) % ordinary
+            start + self.next_slot.fetch_add(1, Ordering::Relaxed) % ordinary
         }
     }
 
@@ -129,7 +149,7 @@ impl<P: LeasePool> SharedConnection<P> {
     /// so that small requests never queue behind hundreds of kilobytes on
     /// one multiplexed connection (head-of-line blocking).
     pub(crate) fn bulk_slot(&self) -> usize {
-        self.slots.len() - 1
+        self.set_start() + self.per_set() - 1
     }
 
     /// The slot's connection, if it has a fresh one (the fast path).
@@ -157,12 +177,9 @@ impl<P: LeasePool> SharedConnection<P> {
         // Return the old object first, so the pool recycles (PINGs) it and
         // may hand it straight back.
         drop(self.slots[slot_index].lease.swap(None));
-        // Made on the crate's I/O runtime, which is where the connection's
-        // driver task then lives: on the caller's runtime it would stall
-        // whenever a plain memoized fn blocks that runtime's thread (all of
-        // a current_thread runtime) waiting for this very connection.
-        let pool = self.pool.clone();
-        let object = crate::blocking::spawn_io(async move { pool.checkout().await }).await?;
+        // Made on the runtime that asks (a slot of the I/O runtime's set is
+        // only renewed from it): its driver task lives there.
+        let object = self.pool.checkout().await?;
         let conn = P::connection(&object);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let leased = Leased {
