@@ -5,7 +5,7 @@
 //! async task. `Handle::block_on` and `Runtime::block_on` panic in the last
 //! case ("Cannot start a runtime from within a runtime"), so the I/O is
 //! spawned onto this crate's own small runtime and the calling thread waits
-//! for the result with a runtime-agnostic executor ([`park_on`]).
+//! for the result with a runtime-agnostic executor (`park_on`).
 //!
 //! That wait nests: the body of a memoized plain `fn` runs on the waiting
 //! thread, inside the wait, and may itself call a memoized plain `fn`,
