@@ -4,6 +4,7 @@ pub use cache_core::memoized::{key_part, method_prefix, Memoized, Policy};
 pub use cache_core::registry;
 pub use cache_core::serde;
 pub use cache_core::Cache;
+pub use cache_core::Freshness;
 
 /// The `#[cache_memoize]` documentation lives in the macro crate, which
 /// cannot use its own attribute; its examples are compiled and run here.

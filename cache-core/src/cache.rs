@@ -14,6 +14,7 @@ use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
+use crate::freshness::Freshness;
 use crate::key::{CacheKey, KeyBuilder};
 use crate::lease::LockSettings;
 use crate::memoizing::CallReport;
@@ -56,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) flights: SingleFlight<Landing>,
     /// What was invalidated in this process since a call started.
     pub(crate) fence: Fence,
+    /// Background refreshes in progress, one per key.
+    pub(crate) refreshes: SingleFlight<()>,
     pub(crate) log: ThrottledLog,
     pub(crate) lock: LockSettings,
     pub(crate) reads: ReadCoalescer,
@@ -98,6 +101,12 @@ pub struct CallOptions {
     /// Take the cross-process stampede lock on a miss; `None` uses the
     /// cache's [`LockSettings::enabled`].
     pub lock: Option<bool>,
+    /// Early refresh, stale-while-revalidate, stale-if-error (all off by
+    /// default). A value is then kept in Redis for its ttl plus the longest
+    /// window; early refresh and stale-while-revalidate refresh in the
+    /// background only through [`Memoized::call_refreshing`](crate::memoized::Memoized::call_refreshing)
+    /// (the attribute on an `async fn`).
+    pub freshness: Freshness,
 }
 
 impl CallOptions {
@@ -110,7 +119,14 @@ impl CallOptions {
             ttl,
             refresh: false,
             lock: None,
+            freshness: Freshness::default(),
         }
+    }
+
+    /// The same options, with these freshness controls.
+    pub fn with_freshness(mut self, freshness: Freshness) -> Self {
+        self.freshness = freshness;
+        self
     }
 
     /// The same options, with the stampede lock on or off.

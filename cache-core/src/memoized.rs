@@ -140,6 +140,13 @@ impl Memoized {
         self
     }
 
+    /// With these freshness controls (early refresh, stale-while-revalidate,
+    /// stale-if-error; see [`Freshness`](crate::Freshness)).
+    pub fn freshness(mut self, freshness: crate::Freshness) -> Self {
+        self.options = self.options.with_freshness(freshness);
+        self
+    }
+
     /// Computes and stores without looking up first (`foo_refresh`).
     pub fn refreshing(mut self) -> Self {
         self.options = self.options.refreshing();
@@ -209,6 +216,65 @@ impl Memoized {
         let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
         self.record(report, started, &span);
         pending.finish(on_hit);
+        result
+    }
+
+    /// [`call`](Self::call) with background refreshes: a hit that early
+    /// refresh draws, or that is served stale within the
+    /// stale-while-revalidate window, returns at once and recomputes in a
+    /// task of its own (see [`Freshness`](crate::Freshness)). So the
+    /// arguments and the body must be `'static` and `Send`: the attribute
+    /// uses this for an `async fn` with `early_refresh` or
+    /// `stale_while_revalidate`.
+    pub async fn call_refreshing<Args, R, S, B, Fut>(
+        &self,
+        key: Result<FullKey, CodecError>,
+        args: Args,
+        body: B,
+        policy: Policy<R, S>,
+        on_hit: impl FnOnce(&Args),
+        on_miss: impl FnOnce(&Args),
+    ) -> R
+    where
+        Args: Send + 'static,
+        B: FnOnce(Args) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Send + 'static,
+        S: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let Some(key) = self.usable(key) else {
+            on_miss(&args);
+            let result = body(args).await;
+            self.record(self.cache.uncached_call(), started, &tracing::Span::none());
+            return result;
+        };
+        let span = self.span(&key);
+        let mut pending = Pending(Some(args));
+        let refresh_body = body.clone();
+        let compute = || body(pending.start(on_miss));
+        let memoizing =
+            self.cache
+                .memoize_reporting(&key, self.options, compute, policy.stored, policy.wrap);
+        let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
+        self.record(report, started, &span);
+        if let Some(args) = &pending.0 {
+            on_hit(args);
+        }
+        if let (Some(token), Some(args)) = (report.refresh_due, pending.0.take()) {
+            let (cache, options, stored) = (self.cache.clone(), self.options, policy.stored);
+            let refresh = async move {
+                let full = key.as_str();
+                let compute = move || refresh_body(args);
+                cache
+                    .refresh_in_background(full, token, options, compute, stored)
+                    .await;
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(refresh)),
+                Err(_) => drop(crate::blocking::spawn_detached(refresh)),
+            }
+        }
         result
     }
 

@@ -14,11 +14,13 @@ use crate::codec::header::{Lease, Meta};
 use crate::codec::{Codec, Payload};
 use crate::error::{CodecError, Result};
 use crate::fence::Ticket;
+use crate::freshness::{now_millis, Verdict};
 use crate::lease::LeaseGuard;
 use crate::read_coalescing::Read;
 use crate::single_flight::{self, Landing, LeaderGuard, Role};
 use crate::stats::Stats;
 use crate::store::StorePolicy;
+use futures::FutureExt as _;
 
 /// Values whose compression or inflation takes long enough to stall an async
 /// worker (a 128 KiB zlib inflate is ~100 µs) are processed on the
@@ -33,8 +35,8 @@ pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
 pub(crate) const LOOKUP_SLOTS: usize = 512;
 
 enum Lookup<S> {
-    /// The decoded value.
-    Hit(S),
+    /// The decoded value, and what its header says about it.
+    Hit(S, Meta),
     Miss,
     /// Someone is computing the value (a lease is in the key).
     Leased,
@@ -61,6 +63,20 @@ pub(crate) struct CallReport {
     /// The backend failed during the call (counted and logged where it
     /// happened; the call went on without it).
     pub(crate) backend_failed: bool,
+    /// A hit on a value due for a refresh (early refresh, or served stale):
+    /// the version token the background refresh is to replace.
+    pub(crate) refresh_due: Option<u64>,
+}
+
+/// How a miss may write its value.
+enum Claim {
+    /// Nobody's: someone else holds the lease, or the backend failed.
+    Nothing,
+    /// Our lease is in the key: store with a compare-and-set on it.
+    Lease(LeaseGuard),
+    /// An expired value with this version token is in the key: replace
+    /// exactly it.
+    Version(u64),
 }
 
 /// What trying to take the lease of a missing key came to.
@@ -105,6 +121,10 @@ impl Cache {
             self.invalidate_local(full);
         }
         let mut backend_ok = true;
+        // An expired value still in the key (kept for the freshness
+        // windows): its version token, and the value to fall back on.
+        let mut replace = None;
+        let mut stale = None;
         // A plain call (its thread blocked in `wait_here`) never waits for a
         // flight led by a task: that task may need this very thread.
         let blocking = crate::blocking::waiting_here();
@@ -119,7 +139,32 @@ impl Cache {
                 }
             };
             match lookup {
-                Lookup::Hit(value) => return self.answered(wrap(value), Answer::Hit, true),
+                Lookup::Hit(value, _) if options.freshness.is_off() => {
+                    return self.answered(wrap(value), Answer::Hit, true)
+                }
+                Lookup::Hit(value, meta) => {
+                    match options
+                        .freshness
+                        .judge(&meta, now_millis(), fastrand::f64())
+                    {
+                        Verdict::Fresh => return self.answered(wrap(value), Answer::Hit, true),
+                        verdict @ (Verdict::RefreshEarly | Verdict::ServeStale) => {
+                            Stats::bump(if verdict == Verdict::ServeStale {
+                                &self.inner.stats.stale_served
+                            } else {
+                                &self.inner.stats.early_refreshes
+                            });
+                            let (result, mut report) =
+                                self.answered(wrap(value), Answer::Hit, true);
+                            report.refresh_due = Some(meta.version_token);
+                            return (result, report);
+                        }
+                        Verdict::Expired { fallback } => {
+                            replace = Some(meta.version_token);
+                            stale = fallback.then_some(value);
+                        }
+                    }
+                }
                 Lookup::Miss | Lookup::Leased => {}
                 Lookup::Unavailable => backend_ok = false,
             }
@@ -155,11 +200,13 @@ impl Cache {
                 }
             }
         }
-        let mut lease = None;
-        if backend_ok {
+        let mut claim = Claim::Nothing;
+        if let (true, Some(token)) = (backend_ok, replace) {
+            claim = Claim::Version(token);
+        } else if backend_ok {
             let lock = options.lock.unwrap_or(self.inner.lock.enabled) && !alone;
             match Box::pin(self.take_lease::<S>(mode, full, lock, options.refresh)).await {
-                LeaseOutcome::Held(guard) => lease = Some(guard),
+                LeaseOutcome::Held(guard) => claim = Claim::Lease(guard),
                 LeaseOutcome::Found(value, payload) => {
                     land(leader, Landing::Value(payload));
                     return self.answered(wrap(value), Answer::Shared, backend_ok);
@@ -169,25 +216,40 @@ impl Cache {
             }
         }
         let started = Instant::now();
-        let result = compute().await;
+        let result = match stale {
+            // Stale-if-error: a panicking body falls back on the old value.
+            Some(_) => match std::panic::AssertUnwindSafe(compute()).catch_unwind().await {
+                Ok(result) => Ok(result),
+                Err(panic) => Err(panic),
+            },
+            None => Ok(compute().await),
+        };
         let compute_time = started.elapsed();
+        let result = match (result, stale) {
+            (Ok(result), None) => result,
+            (Ok(result), Some(_)) if stored(&result).is_some() => result,
+            // The body failed (an `Err`, a `None` not to cache, a panic) and
+            // the last good value is within its stale-if-error window.
+            (_, Some(stale)) => {
+                Stats::bump(&self.inner.stats.stale_on_error);
+                if let Claim::Lease(lease) = claim {
+                    Box::pin(self.release(mode, full, lease)).await;
+                }
+                land(leader, Landing::Nothing);
+                return self.answered(wrap(stale), Answer::Computed, backend_ok);
+            }
+            (Err(panic), None) => std::panic::resume_unwind(panic),
+        };
         let landing = match stored(&result) {
             Some(value) => {
-                let (landing, written) = Box::pin(self.store(
-                    mode,
-                    full,
-                    value,
-                    options.ttl,
-                    lease,
-                    &ticket,
-                    compute_time,
-                ))
-                .await;
-                backend_ok &= written;
-                landing
+                let written =
+                    Box::pin(self.store(mode, full, value, options, claim, &ticket, compute_time))
+                        .await;
+                backend_ok &= written.1;
+                written.0
             }
             None => {
-                if let Some(lease) = lease {
+                if let Claim::Lease(lease) = claim {
                     Box::pin(self.release(mode, full, lease)).await;
                 }
                 Landing::Nothing
@@ -198,6 +260,61 @@ impl Cache {
             self.forget_reads(full);
         }
         self.answered(result, Answer::Computed, backend_ok)
+    }
+
+    /// Recomputes `full` in the background for a hit that was due for it
+    /// (early refresh, stale-while-revalidate) and replaces the value whose
+    /// version token is `token`, never a newer one and nothing after an
+    /// invalidation. One refresh per key per process (single-flight) and one
+    /// per fleet (a refresh lease in `{full}:refresh`, the key's own Cluster
+    /// slot); the others skip theirs.
+    pub(crate) async fn refresh_in_background<R, S, F, Fut>(
+        &self,
+        full: &str,
+        token: u64,
+        options: CallOptions,
+        compute: F,
+        stored: StorePolicy<R, S>,
+    ) where
+        S: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let Role::Leader(refreshing) = self.inner.refreshes.join(full) else {
+            return;
+        };
+        let lease_key = refresh_lease_key(full);
+        let lease = Lease::new();
+        let ttl = self.inner.lock.ttl;
+        match self
+            .inner
+            .backend
+            .take_lease(&lease_key, &lease, ttl, false)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return, // another process refreshes it
+            Err(e) => return self.backend_error("refresh lease", &e),
+        }
+        let guard = LeaseGuard::new(self.clone(), &lease_key, lease, ttl);
+        let ticket = self.inner.fence.ticket(full);
+        let started = Instant::now();
+        let result = compute().await;
+        if let Some(value) = stored(&result) {
+            let claim = Claim::Version(token);
+            let _ = Box::pin(self.store(
+                IoMode::Inline,
+                full,
+                value,
+                options,
+                claim,
+                &ticket,
+                started.elapsed(),
+            ))
+            .await;
+        }
+        self.release(IoMode::Inline, &lease_key, guard).await;
+        refreshing.land(());
     }
 
     /// Counts a call's answer (once per call) and hands back its result.
@@ -214,6 +331,7 @@ impl Cache {
         let report = CallReport {
             answer,
             backend_failed: !backend_ok,
+            refresh_due: None,
         };
         (result, report)
     }
@@ -438,7 +556,7 @@ impl Cache {
     fn value_in<S: DeserializeOwned>(&self, full: &str, read: Read) -> Lookup<S> {
         match read {
             Read::Found(payload) => match self.deserialize::<S>(full, &payload) {
-                Some(value) => Lookup::Hit(value),
+                Some(value) => Lookup::Hit(value, payload.meta()),
                 None => Lookup::Miss,
             },
             Read::Absent => Lookup::Miss,
@@ -465,17 +583,12 @@ impl Cache {
         mode: IoMode,
         full: &str,
         value: &S,
-        ttl: Option<Duration>,
-        lease: Option<LeaseGuard>,
+        options: CallOptions,
+        claim: Claim,
         ticket: &Ticket,
         compute_time: Duration,
     ) -> (Landing, bool) {
-        let ttl = self.ttl_or_default(ttl);
-        let meta = Meta {
-            version_token: 0,
-            compute_millis: u32::try_from(compute_time.as_millis()).unwrap_or(u32::MAX),
-            expires_at_millis: ttl.map_or(0, expiry_millis),
-        };
+        let (meta, ttl) = self.meta_and_expiry(options, compute_time);
         let sealed = match self.inner.codec.serialize(value) {
             Ok(serialized) => seal(&self.inner.codec, serialized, meta).await,
             Err(e) => Err(e),
@@ -485,45 +598,64 @@ impl Cache {
             Err(e) => {
                 Stats::bump(&self.inner.stats.store_skipped);
                 tracing::warn!(cache = %self.inner.name, key = full, "value not cached: {e}");
-                if let Some(lease) = lease {
+                if let Claim::Lease(lease) = claim {
                     self.release(mode, full, lease).await;
                 }
                 return (Landing::Nothing, true);
             }
         };
-        let Some(lease) = lease else {
+        if matches!(claim, Claim::Nothing) {
             // Someone else holds the lease, or the backend failed: the value
             // is good for the callers waiting on it, and stored by nobody.
             return (Landing::Value(payload), true);
-        };
+        }
         if !self.inner.fence.current(ticket) {
             // Invalidated while we computed: not stored (and the lease is
             // most likely gone with the key already).
             Stats::bump(&self.inner.stats.stale_stores_refused);
-            self.release(mode, full, lease).await;
+            if let Claim::Lease(lease) = claim {
+                self.release(mode, full, lease).await;
+            }
             return (Landing::Value(payload), true);
         }
-        let held = *lease.lease();
         let key = full.to_owned();
-        let written = self
-            .io(mode, move |cache| async move {
-                cache
-                    .inner
-                    .backend
-                    .store_leased(&key, &held, &entry, ttl)
-                    .await
-            })
-            .await;
+        let (written, lease) = match claim {
+            Claim::Lease(lease) => {
+                let held = *lease.lease();
+                let written = self
+                    .io(mode, move |cache| async move {
+                        let backend = &cache.inner.backend;
+                        backend.store_leased(&key, &held, &entry, ttl).await
+                    })
+                    .await;
+                (written, Some(lease))
+            }
+            Claim::Version(token) => {
+                let written = self
+                    .io(mode, move |cache| async move {
+                        let backend = &cache.inner.backend;
+                        backend.store_if_version(&key, token, &entry, ttl).await
+                    })
+                    .await;
+                (written, None)
+            }
+            Claim::Nothing => unreachable!("returned above"),
+        };
         match written {
             Ok(true) => {
-                lease.consume();
+                if let Some(lease) = lease {
+                    lease.consume();
+                }
                 Stats::bump(&self.inner.stats.stores);
                 (Landing::Value(payload), true)
             }
             Ok(false) => {
-                // The lease was killed (an invalidation somewhere, or it
-                // expired): this value must not be stored.
-                lease.consume();
+                // The lease was killed, or the value we replace changed (an
+                // invalidation somewhere, a newer store, an expiry): this
+                // value must not be stored.
+                if let Some(lease) = lease {
+                    lease.consume();
+                }
                 Stats::bump(&self.inner.stats.stale_stores_refused);
                 (Landing::Value(payload), true)
             }
@@ -532,6 +664,25 @@ impl Cache {
                 (Landing::Value(payload), false)
             }
         }
+    }
+
+    /// The header metadata of a value computed in `compute_time` under
+    /// `options`, and how long Redis keeps it: its ttl, plus the freshness
+    /// windows during which it may still be served or fallen back on.
+    fn meta_and_expiry(
+        &self,
+        options: CallOptions,
+        compute_time: Duration,
+    ) -> (Meta, Option<Duration>) {
+        let ttl = self.ttl_or_default(options.ttl);
+        let meta = Meta {
+            version_token: 0,
+            compute_millis: u32::try_from(compute_time.as_millis()).unwrap_or(u32::MAX),
+            expires_at_millis: ttl.map_or(0, expiry_millis),
+        };
+        let kept =
+            ttl.map(|ttl| self.ttl_or_default(Some(ttl.saturating_add(options.freshness.grace()))));
+        (meta, kept.flatten())
     }
 
     pub(crate) fn deserialize<S: DeserializeOwned>(
@@ -600,6 +751,12 @@ fn expiry_millis(ttl: Duration) -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(now.saturating_add(ttl).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The key of the refresh lease of `full`: `{full}:refresh`, whose hash tag
+/// puts it in `full`'s Cluster slot.
+fn refresh_lease_key(full: &str) -> String {
+    format!("{{{full}}}:refresh")
 }
 
 fn land(leader: Option<LeaderGuard<'_, Landing>>, landing: Landing) {

@@ -17,6 +17,9 @@ pub(crate) struct Stats {
     pub(crate) stores: AtomicU64,
     pub(crate) store_skipped: AtomicU64,
     pub(crate) stale_stores_refused: AtomicU64,
+    pub(crate) early_refreshes: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) stale_on_error: AtomicU64,
     pub(crate) shared_computations: AtomicU64,
     pub(crate) lock_waits: AtomicU64,
 }
@@ -36,6 +39,9 @@ impl Stats {
             stores: read(&self.stores),
             store_skipped: read(&self.store_skipped),
             stale_stores_refused: read(&self.stale_stores_refused),
+            early_refreshes: read(&self.early_refreshes),
+            stale_served: read(&self.stale_served),
+            stale_on_error: read(&self.stale_on_error),
             shared_computations: read(&self.shared_computations),
             lock_waits: read(&self.lock_waits),
             breaker: breaker.0,
@@ -68,6 +74,14 @@ pub struct StatsSnapshot {
     /// overwritten, or its lease expired) while they were computed: storing
     /// them would have brought back data older than the invalidation.
     pub stale_stores_refused: u64,
+    /// Hits that XFetch drew for an early refresh in the background.
+    pub early_refreshes: u64,
+    /// Hits served past their logical expiry within the
+    /// stale-while-revalidate window (each also started a refresh).
+    pub stale_served: u64,
+    /// Calls whose body failed and that returned the last good value within
+    /// the stale-if-error window.
+    pub stale_on_error: u64,
     /// Calls answered with another caller's value instead of computing
     /// (single-flight in this process, or a value another process stored
     /// while this call wanted the lease); counted in `hits` too.

@@ -5,6 +5,7 @@
 //! mistake is reported in one compile.
 
 use proc_macro2::{Span, TokenTree};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -24,11 +25,15 @@ mod kw {
     syn::custom_keyword!(alias);
     syn::custom_keyword!(cache);
     syn::custom_keyword!(lock);
+    syn::custom_keyword!(early_refresh);
+    syn::custom_keyword!(stale_while_revalidate);
+    syn::custom_keyword!(stale_if_error);
 }
 
 /// Every option, in the order the docs list them.
 const OPTIONS: &str = "ttl, prefix, key, skip(..), extra, hit, miss, store_result, \
-                       cache_errors, cache_none, alias, cache, lock";
+                       cache_errors, cache_none, alias, cache, lock, early_refresh, \
+                       stale_while_revalidate, stale_if_error";
 
 /// One option as written: the span of its name (where errors about it
 /// point) and its value.
@@ -61,6 +66,10 @@ pub(crate) struct Args {
     pub alias: Option<Setting<LitStr>>,
     pub cache: Option<Setting<Expr>>,
     pub lock: Option<Setting<LitBool>>,
+    /// XFetch's β: `early_refresh` (1) or `early_refresh = 2.0`.
+    pub early_refresh: Option<Setting<f64>>,
+    pub stale_while_revalidate: Option<Setting<Ttl>>,
+    pub stale_if_error: Option<Setting<Ttl>>,
     /// Mistakes found while parsing.
     pub errors: Vec<syn::Error>,
 }
@@ -100,7 +109,7 @@ impl Args {
             )*};
         }
         options! {
-            ttl => parse_ttl,
+            ttl => |i, n| parse_duration(i, n, "ttl"),
             prefix => |i, n| eq_then(i, n, "prefix", "prefix = \"shop::price\""),
             key => |i, n| eq_then(i, n, "key", "key = user.id"),
             skip => parse_skip,
@@ -113,6 +122,9 @@ impl Args {
             alias => |i, n| eq_then(i, n, "alias", "alias = \"sessions\""),
             cache => |i, n| eq_then(i, n, "cache", "cache = self.cache"),
             lock => |i, n| parse_bool(i, n, "lock = true"),
+            early_refresh => parse_beta,
+            stale_while_revalidate => |i, n| parse_duration(i, n, "stale_while_revalidate"),
+            stale_if_error => |i, n| parse_duration(i, n, "stale_if_error"),
         }
         Err(unknown_option(input))
     }
@@ -184,27 +196,63 @@ fn parse_bool(input: ParseStream, name: Span, example: &str) -> syn::Result<LitB
     })
 }
 
-fn parse_ttl(input: ParseStream, name: Span) -> syn::Result<Ttl> {
-    const FORMS: &str = "`ttl` is a whole number of seconds (`ttl = 300`) or a \
-                         `std::time::Duration` (`ttl = Duration::from_millis(1500)`)";
-    let value: Expr = eq_then(input, name, "ttl", "ttl = 300")?;
+/// `early_refresh` alone (β = 1) or `early_refresh = 2.0` (XFetch's β > 0).
+fn parse_beta(input: ParseStream, name: Span) -> syn::Result<f64> {
+    const FORM: &str = "`early_refresh` alone (β = 1) or `early_refresh = 2.0` \
+                        (XFetch's β, a positive number: larger refreshes earlier)";
+    if !input.peek(Token![=]) {
+        return Ok(1.0);
+    }
+    let value: Expr = eq_then(input, name, "early_refresh", "early_refresh = 2.0")?;
+    let beta = match &value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match beta {
+        Some(beta) if beta > 0.0 && beta.is_finite() => Ok(beta),
+        _ => Err(syn::Error::new_spanned(
+            &value,
+            format!(
+                "{FORM}, not `{}`",
+                value.to_token_stream().to_string().replace("- ", "-")
+            ),
+        )),
+    }
+}
+
+/// A duration option: whole seconds or a `std::time::Duration` expression.
+fn parse_duration(input: ParseStream, name: Span, option: &str) -> syn::Result<Ttl> {
+    let forms = format!(
+        "`{option}` is a whole number of seconds (`{option} = 300`) or a \
+         `std::time::Duration` (`{option} = Duration::from_millis(1500)`)"
+    );
+    let value: Expr = eq_then(input, name, option, &format!("{option} = 300"))?;
     let Expr::Lit(ExprLit { lit, .. }) = &value else {
         return Ok(Ttl::Duration(value));
     };
     let kind = match lit {
         Lit::Int(int) => {
             return match int.base10_parse::<u64>() {
-                Ok(0) => Err(syn::Error::new_spanned(
+                Ok(0) if option == "ttl" => Err(syn::Error::new_spanned(
                     int,
                     "`ttl = 0` would expire every value at once; \
                      leave `ttl` out to use the cache's default ttl",
+                )),
+                Ok(0) => Err(syn::Error::new_spanned(
+                    int,
+                    format!("`{option} = 0` is an empty window; leave `{option}` out instead"),
                 )),
                 Ok(seconds) if int.suffix().is_empty() || int.suffix() == "u64" => {
                     Ok(Ttl::Seconds(seconds))
                 }
                 _ => Err(syn::Error::new_spanned(
                     int,
-                    format!("{FORMS}; write it without a type suffix"),
+                    format!("{forms}; write it without a type suffix"),
                 )),
             }
         }
@@ -213,7 +261,7 @@ fn parse_ttl(input: ParseStream, name: Span) -> syn::Result<Ttl> {
         Lit::Bool(_) => "a bool",
         _ => "this literal",
     };
-    Err(syn::Error::new_spanned(lit, format!("{FORMS}, not {kind}")))
+    Err(syn::Error::new_spanned(lit, format!("{forms}, not {kind}")))
 }
 
 fn parse_skip(input: ParseStream, name: Span) -> syn::Result<Vec<Ident>> {

@@ -131,6 +131,7 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
     let returns = check_return(&sig.output, &mut errors);
     check_return_options(args, &returns, name, &sig.output, &mut errors);
     check_cache_choice(args, &params, name, &mut errors);
+    check_freshness(args, sig, receiver, &params, &returns, &mut errors);
     if let Some(prefix) = &args.prefix {
         if prefix.value.value().is_empty() {
             errors.at(
@@ -152,6 +153,69 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
         params,
         storage,
     })
+}
+
+/// Early refresh and stale-while-revalidate recompute in a background task,
+/// which must own the arguments; stale-if-error needs a body that can fail.
+fn check_freshness(
+    args: &Args,
+    sig: &syn::Signature,
+    receiver: Option<&Receiver>,
+    params: &[Param],
+    returns: &Returns,
+    errors: &mut Errors,
+) {
+    let background = [
+        args.early_refresh
+            .as_ref()
+            .map(|s| ("early_refresh", s.name)),
+        args.stale_while_revalidate
+            .as_ref()
+            .map(|s| ("stale_while_revalidate", s.name)),
+    ];
+    for (option, name) in background.into_iter().flatten() {
+        if sig.asyncness.is_none() {
+            errors.at(
+                name,
+                format!(
+                    "`{option}` refreshes in a background task, which needs an `async fn`; \
+                     make the function `async`, or remove `{option}`"
+                ),
+            );
+        }
+        if let Some(receiver) = receiver {
+            errors.spanned(
+                receiver,
+                format!(
+                    "`{option}` refreshes in a background task, which cannot borrow `self`; \
+                     memoize a free `async fn` that takes what it needs by value"
+                ),
+            );
+        }
+        for param in params {
+            if let Type::Reference(reference) = &param.ty {
+                errors.spanned(
+                    reference,
+                    format!(
+                        "`{option}` refreshes in a background task, which needs owned \
+                         arguments: take an owned type instead of `{}` (e.g. `String` for \
+                         `&str`, `Vec<T>` for `&[T]`)",
+                        reference.to_token_stream().to_string().replace("& ", "&")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(stale_if_error) = &args.stale_if_error {
+        if !matches!(returns, Returns::Result { .. } | Returns::Option) {
+            errors.at(
+                stale_if_error.name,
+                "`stale_if_error` returns the last good value when the body fails, so the \
+                 function must return a `Result` (an `Err` is a failure; `None` with \
+                 `cache_none = false` too); change the return type, or remove `stale_if_error`",
+            );
+        }
+    }
 }
 
 fn is_true(setting: &Option<Setting<syn::LitBool>>) -> bool {

@@ -59,9 +59,15 @@ fn memoized_fn(plan: &Plan, name: &Ident, attrs: &[Attribute], refresh: bool) ->
     // Spanned at the return type: a return type that is not
     // `Serialize + DeserializeOwned` is reported there.
     let span = return_span(plan);
+    let refreshes = plan.args.early_refresh.is_some() || plan.args.stale_while_revalidate.is_some();
     let (method, body, wait) = if sig.asyncness.is_some() {
         let body = quote!(move |(#(#pats,)*)| async move #block);
-        (quote!(call), body, Some(quote_spanned!(span=> .await)))
+        let method = if refreshes {
+            quote!(call_refreshing)
+        } else {
+            quote!(call)
+        };
+        (method, body, Some(quote_spanned!(span=> .await)))
     } else {
         let returns = match &sig.output {
             ReturnType::Default => None,
@@ -283,7 +289,36 @@ fn spec(plan: &Plan, with_ttl: bool, refresh: bool) -> TokenStream {
         let lock = &lock.value;
         quote!(.locking(#lock))
     });
-    quote!(#p::Memoized::new(#cache, #prefix) #ttl #refresh #lock)
+    let freshness = freshness(args);
+    quote!(#p::Memoized::new(#cache, #prefix) #ttl #refresh #lock #freshness)
+}
+
+/// `.freshness(Freshness::default().early_refresh(β)…)`, when any is given.
+fn freshness(args: &crate::attr::Args) -> Option<TokenStream> {
+    let p = private();
+    let duration = |ttl: &Ttl| match ttl {
+        Ttl::Seconds(seconds) => {
+            let seconds = Literal::u64_unsuffixed(*seconds);
+            quote!(::core::time::Duration::from_secs(#seconds))
+        }
+        Ttl::Duration(expr) => quote_spanned!(expr.span()=> #expr),
+    };
+    let early = args.early_refresh.as_ref().map(|beta| {
+        let beta = Literal::f64_suffixed(beta.value);
+        quote!(.early_refresh(#beta))
+    });
+    let swr = args.stale_while_revalidate.as_ref().map(|w| {
+        let w = duration(&w.value);
+        quote!(.stale_while_revalidate(#w))
+    });
+    let sie = args.stale_if_error.as_ref().map(|w| {
+        let w = duration(&w.value);
+        quote!(.stale_if_error(#w))
+    });
+    if early.is_none() && swr.is_none() && sie.is_none() {
+        return None;
+    }
+    Some(quote!(.freshness(#p::Freshness::default() #early #swr #sie)))
 }
 
 /// `&[key_part(..), …]`: generic parameters, then the key expression or the

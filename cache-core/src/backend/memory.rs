@@ -134,6 +134,25 @@ impl MemoryBackend {
         true
     }
 
+    /// Replaces the value with format-2 version token `token` by `value`.
+    pub(crate) async fn store_if_version(
+        &self,
+        key: &str,
+        token: u64,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> bool {
+        let _writing = self.writing(key).await;
+        let holds = self.entries.get(key).await.is_some_and(|entry| {
+            let bytes = &*entry.bytes;
+            bytes.len() >= 13 && bytes[..2] == [0xCA, 2] && bytes[5..13] == token.to_be_bytes()
+        });
+        if holds {
+            self.insert(key, value, ttl).await;
+        }
+        holds
+    }
+
     /// Extends the expiry of `lease` to `ttl` from now, if the key holds it.
     pub(crate) async fn renew_lease(&self, key: &str, lease: &[u8], ttl: Duration) -> bool {
         let _writing = self.writing(key).await;

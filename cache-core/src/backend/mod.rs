@@ -127,6 +127,22 @@ impl Backend {
         }
     }
 
+    /// Replaces the value whose version token is `token` by `value`, if the
+    /// key still holds it (a refresh of exactly what was read).
+    pub(crate) async fn store_if_version(
+        &self,
+        key: &str,
+        token: u64,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        match self {
+            Backend::Redis(b) => b.store_if_version(key, token, value, ttl).await,
+            Backend::Cluster(b) => b.store_if_version(key, token, value, ttl).await,
+            Backend::Memory(b) => Ok(Box::pin(b.store_if_version(key, token, value, ttl)).await),
+        }
+    }
+
     /// Extends the expiry of `lease` in `key` to `ttl` from now, if the key
     /// still holds it: whether it did.
     pub(crate) async fn renew_lease(

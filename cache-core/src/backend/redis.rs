@@ -50,6 +50,23 @@ end
 return 0
 "#;
 
+/// Replaces the value whose format-2 version token is ARGV[1] (8 bytes at
+/// offset 5) by ARGV[2] (with PX ARGV[3] unless it is "0"): a refresh
+/// replaces exactly the value it read, never a newer one, and nothing after
+/// a delete.
+const STORE_IF_VERSION: &str = r#"
+local v = redis.call("GET", KEYS[1])
+if v and string.byte(v, 1) == 202 and string.byte(v, 2) == 2 and string.sub(v, 6, 13) == ARGV[1] then
+    if ARGV[3] == "0" then
+        redis.call("SET", KEYS[1], ARGV[2])
+    else
+        redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+    end
+    return 1
+end
+return 0
+"#;
+
 /// Extends our lease's expiry (ARGV[2] ms) while the key still holds it.
 const RENEW_LEASE: &str = r#"
 if redis.call("GET", KEYS[1]) == ARGV[1] then
@@ -97,6 +114,7 @@ pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     release_lease: redis::Script,
     renew_lease: redis::Script,
     store_leased: redis::Script,
+    store_if_version: redis::Script,
     /// Requests on the wire at once. Each costs redis-rs about 1 KB while
     /// it is in flight, so 10,000 concurrent calls would hold ~11 MB of
     /// request state; beyond this many, requests wait their turn (within
@@ -162,6 +180,7 @@ where
             connect_timeout: settings.connect_timeout,
             release_lease: redis::Script::new(RELEASE_LEASE),
             renew_lease: redis::Script::new(RENEW_LEASE),
+            store_if_version: redis::Script::new(STORE_IF_VERSION),
             store_leased: redis::Script::new(STORE_LEASED),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
@@ -387,6 +406,29 @@ where
             self.store_leased
                 .key(key)
                 .arg(lease)
+                .arg(value)
+                .arg(px)
+                .invoke_async::<u64>(&mut c)
+                .await
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Replaces the value with version token `token` by `value`, if the key
+    /// still holds it: whether it did.
+    pub(crate) async fn store_if_version(
+        &self,
+        key: &str,
+        token: u64,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let px = ttl.map_or(0, ttl_millis);
+        self.run_on(Lane::for_write(value.len()), |mut c| async move {
+            self.store_if_version
+                .key(key)
+                .arg(&token.to_be_bytes()[..])
                 .arg(value)
                 .arg(px)
                 .invoke_async::<u64>(&mut c)

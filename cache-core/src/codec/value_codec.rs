@@ -145,6 +145,7 @@ impl Codec {
                     serializer,
                     bytes: Arc::new(bytes),
                     start: HEADER_LEN,
+                    meta,
                 };
                 return Ok((Arc::new(packed), payload));
             }
@@ -155,6 +156,7 @@ impl Codec {
             serializer,
             bytes: entry.clone(),
             start: HEADER_LEN,
+            meta,
         };
         Ok((entry, payload))
     }
@@ -171,6 +173,7 @@ impl Codec {
                 serializer: header.serializer,
                 bytes: Arc::new(entry),
                 start,
+                meta: header.meta,
             });
         }
         let inflated = self.inflate(header.compressor, &entry[start..])?;
@@ -178,6 +181,7 @@ impl Codec {
             serializer: header.serializer,
             bytes: Arc::new(inflated),
             start: 0,
+            meta: header.meta,
         })
     }
 
@@ -278,6 +282,7 @@ pub struct Payload {
     serializer: u8,
     bytes: Arc<Vec<u8>>,
     start: usize,
+    meta: Meta,
 }
 
 impl Payload {
@@ -289,6 +294,11 @@ impl Payload {
     /// Id of the serializer that wrote it.
     pub fn serializer_id(&self) -> u8 {
         self.serializer
+    }
+
+    /// The entry's metadata (all zero for a format-1 entry).
+    pub fn meta(&self) -> Meta {
+        self.meta
     }
 }
 
