@@ -240,7 +240,8 @@ impl Cache {
     ) -> Result<()> {
         let serialized = self.inner.codec.serialize(value).map_err(Error::Encode)?;
         let meta = crate::codec::header::Meta::default();
-        let (entry, _) = crate::memoizing::seal(&self.inner.codec, serialized, meta)
+        let no_tags = crate::codec::header::TagStamps::new();
+        let (entry, _) = crate::memoizing::seal(&self.inner.codec, serialized, meta, &no_tags)
             .await
             .map_err(Error::Encode)?;
         let full = self.full_key(key);
@@ -268,6 +269,38 @@ impl Cache {
         let deleted = self.inner.backend.delete(&full).await;
         self.forget_reads(&full);
         deleted
+    }
+
+    /// Invalidates every value that depends on `tag` (memoized with
+    /// `tags = [...]` naming it), in every process and on every node: one
+    /// `INCR` of the tag's version key. Values computed before it (even
+    /// those still computing) are recomputed on their next call; nothing
+    /// is deleted (old entries expire with their ttl). Returns the tag's new
+    /// version.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cache_core::Cache::memory();
+    /// assert_eq!(cache.invalidate_tag("user:7").await.unwrap(), 1);
+    /// # }
+    /// ```
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        // Computations in progress here may depend on the tag: none of them
+        // stores or shares its value after this (conservative: all keys).
+        self.invalidate_local_all();
+        let version = self.inner.backend.incr(&self.inner.keys.tag_key(tag)).await;
+        self.inner.reads.detach_all();
+        version
+    }
+
+    /// [`invalidate_tag`](Self::invalidate_tag) for several tags (one `INCR`
+    /// each; they may live on different Cluster nodes).
+    pub async fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> Result<()> {
+        for tag in tags {
+            self.invalidate_tag(tag.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// Deletes every key starting with `prefix` (`SCAN` + `UNLINK` on Redis,
@@ -346,7 +379,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.memoize_reporting(key, options, compute, stored, wrap)
+        self.memoize_reporting(key, options, &[], compute, stored, wrap)
             .await
             .0
     }
@@ -357,6 +390,7 @@ impl Cache {
         &self,
         key: &(impl CacheKey + ?Sized),
         options: CallOptions,
+        tags: &[String],
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
@@ -369,7 +403,9 @@ impl Cache {
         // Boxed: the nested state machine is deep enough to overflow rustc's
         // query depth limit in small user crates (seen in doctests).
         let full = key.full_key(&self.inner.keys);
-        Box::pin(self.memoize_in(IoMode::Inline, &full, options, compute, stored, wrap)).await
+        let memoizing =
+            self.memoize_in(IoMode::Inline, &full, options, tags, compute, stored, wrap);
+        Box::pin(memoizing).await
     }
 
     /// [`memoize`](Self::memoize) for plain (blocking) functions: callable
@@ -388,7 +424,7 @@ impl Cache {
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> R,
     {
-        self.memoize_blocking_reporting(key, options, compute, stored, wrap)
+        self.memoize_blocking_reporting(key, options, &[], compute, stored, wrap)
             .0
     }
 
@@ -398,6 +434,7 @@ impl Cache {
         &self,
         key: &(impl CacheKey + ?Sized),
         options: CallOptions,
+        tags: &[String],
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
@@ -416,6 +453,7 @@ impl Cache {
             mode,
             &full,
             options,
+            tags,
             || async { compute() },
             stored,
             wrap,

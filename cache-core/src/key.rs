@@ -123,6 +123,17 @@ impl KeyBuilder {
         Ok(FullKey(full))
     }
 
+    /// The key holding the version of tag `tag`: `{ns}#tag:{tag}` (one key
+    /// per tag, so one Cluster slot per tag).
+    ///
+    /// ```
+    /// # use cache_core::KeyBuilder;
+    /// assert_eq!(KeyBuilder::new("app", 1).tag_key("user:7"), "app:1:#tag:user:7");
+    /// ```
+    pub fn tag_key(&self, tag: &str) -> String {
+        self.full_key(&format!("#tag:{tag}"))
+    }
+
     /// A matcher for every key whose user key starts with `prefix`.
     ///
     /// A user key over [`MAX_READABLE_KEY_LEN`] bytes is stored as its first

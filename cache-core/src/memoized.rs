@@ -114,6 +114,8 @@ pub struct Memoized {
     cache: Cache,
     prefix: Cow<'static, str>,
     options: CallOptions,
+    /// Tags of this call's value (`tags = [...]`).
+    tags: Vec<String>,
 }
 
 impl Memoized {
@@ -123,7 +125,16 @@ impl Memoized {
             cache,
             prefix: prefix.into(),
             options: CallOptions::default(),
+            tags: Vec::new(),
         }
+    }
+
+    /// Makes the value of this call depend on `tags`: after
+    /// [`Cache::invalidate_tag`] of any of them (in any process), the value
+    /// is recomputed on its next call.
+    pub fn tags<T: ToString>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        self.tags = tags.into_iter().map(|tag| tag.to_string()).collect();
+        self
     }
 
     /// Stores values for `ttl` instead of the cache's default (beyond
@@ -210,9 +221,14 @@ impl Memoized {
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
-        let memoizing =
-            self.cache
-                .memoize_reporting(&key, self.options, compute, policy.stored, policy.wrap);
+        let memoizing = self.cache.memoize_reporting(
+            &key,
+            self.options,
+            &self.tags,
+            compute,
+            policy.stored,
+            policy.wrap,
+        );
         let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
         self.record(report, started, &span);
         pending.finish(on_hit);
@@ -253,9 +269,14 @@ impl Memoized {
         let mut pending = Pending(Some(args));
         let refresh_body = body.clone();
         let compute = || body(pending.start(on_miss));
-        let memoizing =
-            self.cache
-                .memoize_reporting(&key, self.options, compute, policy.stored, policy.wrap);
+        let memoizing = self.cache.memoize_reporting(
+            &key,
+            self.options,
+            &self.tags,
+            compute,
+            policy.stored,
+            policy.wrap,
+        );
         let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
         self.record(report, started, &span);
         if let Some(args) = &pending.0 {
@@ -263,11 +284,12 @@ impl Memoized {
         }
         if let (Some(token), Some(args)) = (report.refresh_due, pending.0.take()) {
             let (cache, options, stored) = (self.cache.clone(), self.options, policy.stored);
+            let tags = self.tags.clone();
             let refresh = async move {
                 let full = key.as_str();
                 let compute = move || refresh_body(args);
                 cache
-                    .refresh_in_background(full, token, options, compute, stored)
+                    .refresh_in_background(full, token, options, &tags, compute, stored)
                     .await;
             };
             match tokio::runtime::Handle::try_current() {
@@ -308,6 +330,7 @@ impl Memoized {
             self.cache.memoize_blocking_reporting(
                 &key,
                 self.options,
+                &self.tags,
                 compute,
                 policy.stored,
                 policy.wrap,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::blocking::spawn_io;
 use crate::cache::{Cache, CallOptions, IoMode};
-use crate::codec::header::{Lease, Meta};
+use crate::codec::header::{Lease, Meta, TagStamps};
 use crate::codec::{Codec, Payload};
 use crate::error::{CodecError, Result};
 use crate::fence::Ticket;
@@ -35,8 +35,9 @@ pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
 pub(crate) const LOOKUP_SLOTS: usize = 512;
 
 enum Lookup<S> {
-    /// The decoded value, and what its header says about it.
-    Hit(S, Meta),
+    /// The decoded value, and the payload it came from (its header's
+    /// metadata and tag stamps).
+    Hit(S, Payload),
     Miss,
     /// Someone is computing the value (a lease is in the key).
     Leased,
@@ -101,11 +102,13 @@ impl Cache {
     /// process (or lead it), take the lease in the key, compute, and store
     /// with a compare-and-set on the lease. Returns the call's result and
     /// how it was answered (counted here, once).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn memoize_in<R, S, F, Fut>(
         &self,
         mode: IoMode,
         full: &str,
         options: CallOptions,
+        tags: &[String],
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
@@ -139,14 +142,30 @@ impl Cache {
                 }
             };
             match lookup {
-                Lookup::Hit(value, _) if options.freshness.is_off() => {
+                Lookup::Hit(value, payload)
+                    if options.freshness.is_off() && payload.tags().is_none() =>
+                {
                     return self.answered(wrap(value), Answer::Hit, true)
                 }
-                Lookup::Hit(value, meta) => {
-                    match options
-                        .freshness
-                        .judge(&meta, now_millis(), fastrand::f64())
-                    {
+                Lookup::Hit(value, payload) => {
+                    let meta = payload.meta();
+                    let tagged = match payload.tags() {
+                        None => Ok(true),
+                        Some(stamps) => Box::pin(self.stamps_current(mode, stamps)).await,
+                    };
+                    let verdict = match tagged {
+                        Ok(true) => options
+                            .freshness
+                            .judge(&meta, now_millis(), fastrand::f64()),
+                        // A tag was invalidated since the value was computed.
+                        Ok(false) => Verdict::Expired { fallback: false },
+                        Err(e) => {
+                            self.backend_error("tag versions", &e);
+                            backend_ok = false;
+                            Verdict::Expired { fallback: false }
+                        }
+                    };
+                    match verdict {
                         Verdict::Fresh => return self.answered(wrap(value), Answer::Hit, true),
                         verdict @ (Verdict::RefreshEarly | Verdict::ServeStale) => {
                             Stats::bump(if verdict == Verdict::ServeStale {
@@ -215,6 +234,21 @@ impl Cache {
                 LeaseOutcome::Failed => backend_ok = false,
             }
         }
+        // The versions of the call's tags, read before computing: an
+        // invalidation of a tag after this point makes the value stale.
+        let stamps = if tags.is_empty() || !backend_ok {
+            TagStamps::new()
+        } else {
+            match Box::pin(self.tag_versions(mode, tags)).await {
+                Ok(stamps) => stamps,
+                Err(e) => {
+                    self.backend_error("tag versions", &e);
+                    backend_ok = false;
+                    claim = Claim::Nothing; // dropping a lease releases it
+                    TagStamps::new()
+                }
+            }
+        };
         let started = Instant::now();
         let result = match stale {
             // Stale-if-error: a panicking body falls back on the old value.
@@ -242,9 +276,17 @@ impl Cache {
         };
         let landing = match stored(&result) {
             Some(value) => {
-                let written =
-                    Box::pin(self.store(mode, full, value, options, claim, &ticket, compute_time))
-                        .await;
+                let written = Box::pin(self.store(
+                    mode,
+                    full,
+                    value,
+                    options,
+                    claim,
+                    &ticket,
+                    compute_time,
+                    &stamps,
+                ))
+                .await;
                 backend_ok &= written.1;
                 written.0
             }
@@ -273,6 +315,7 @@ impl Cache {
         full: &str,
         token: u64,
         options: CallOptions,
+        tags: &[String],
         compute: F,
         stored: StorePolicy<R, S>,
     ) where
@@ -298,6 +341,13 @@ impl Cache {
         }
         let guard = LeaseGuard::new(self.clone(), &lease_key, lease, ttl);
         let ticket = self.inner.fence.ticket(full);
+        let stamps = match self.tag_versions(IoMode::Inline, tags).await {
+            Ok(stamps) => stamps,
+            Err(e) => {
+                self.backend_error("tag versions", &e);
+                return; // the guard releases the refresh lease
+            }
+        };
         let started = Instant::now();
         let result = compute().await;
         if let Some(value) = stored(&result) {
@@ -310,11 +360,38 @@ impl Cache {
                 claim,
                 &ticket,
                 started.elapsed(),
+                &stamps,
             ))
             .await;
         }
         self.release(IoMode::Inline, &lease_key, guard).await;
         refreshing.land(());
+    }
+
+    /// The current versions of `tags` (0 for a tag never invalidated), in
+    /// one `MGET` (one per slot on a Cluster).
+    pub(crate) async fn tag_versions(&self, mode: IoMode, tags: &[String]) -> Result<TagStamps> {
+        if tags.is_empty() {
+            return Ok(TagStamps::new());
+        }
+        let keys: Vec<String> = tags.iter().map(|t| self.inner.keys.tag_key(t)).collect();
+        let found = self
+            .io(mode, move |cache| async move {
+                cache.inner.backend.get_many(&keys).await
+            })
+            .await?;
+        Ok(tags
+            .iter()
+            .zip(found)
+            .map(|(tag, version)| (tag.clone(), parse_version(version.as_deref())))
+            .collect())
+    }
+
+    /// Whether every tag stamp of a value still holds.
+    async fn stamps_current(&self, mode: IoMode, stamps: &TagStamps) -> Result<bool> {
+        let tags: Vec<String> = stamps.iter().map(|(tag, _)| tag.clone()).collect();
+        let now = self.tag_versions(mode, &tags).await?;
+        Ok(now == *stamps)
     }
 
     /// Counts a call's answer (once per call) and hands back its result.
@@ -556,7 +633,7 @@ impl Cache {
     fn value_in<S: DeserializeOwned>(&self, full: &str, read: Read) -> Lookup<S> {
         match read {
             Read::Found(payload) => match self.deserialize::<S>(full, &payload) {
-                Some(value) => Lookup::Hit(value, payload.meta()),
+                Some(value) => Lookup::Hit(value, payload),
                 None => Lookup::Miss,
             },
             Read::Absent => Lookup::Miss,
@@ -587,10 +664,11 @@ impl Cache {
         claim: Claim,
         ticket: &Ticket,
         compute_time: Duration,
+        stamps: &TagStamps,
     ) -> (Landing, bool) {
         let (meta, ttl) = self.meta_and_expiry(options, compute_time);
         let sealed = match self.inner.codec.serialize(value) {
-            Ok(serialized) => seal(&self.inner.codec, serialized, meta).await,
+            Ok(serialized) => seal(&self.inner.codec, serialized, meta, stamps).await,
             Err(e) => Err(e),
         };
         let (entry, payload) = match sealed {
@@ -732,16 +810,17 @@ pub(crate) async fn seal(
     codec: &Codec,
     serialized: crate::codec::Serialized,
     meta: Meta,
+    stamps: &TagStamps,
 ) -> Result<(std::sync::Arc<Vec<u8>>, Payload), CodecError> {
     if serialized.len() >= OFFLOAD_BYTES && can_offload() {
-        let codec = codec.clone();
+        let (codec, stamps) = (codec.clone(), stamps.clone());
         return crate::codec_pool::compress(
-            move || codec.seal_with(serialized, meta),
+            move || codec.seal_tagged(serialized, meta, &stamps),
             "compressing the value panicked",
         )
         .await;
     }
-    codec.seal_with(serialized, meta)
+    codec.seal_tagged(serialized, meta, stamps)
 }
 
 /// The Unix time in milliseconds `ttl` from now (the logical expiry
@@ -751,6 +830,15 @@ fn expiry_millis(ttl: Duration) -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(now.saturating_add(ttl).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A tag version as `INCR` stores it (ASCII digits); absent or unreadable
+/// is version 0.
+fn parse_version(stored: Option<&[u8]>) -> u64 {
+    stored
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The key of the refresh lease of `full`: `{full}:refresh`, whose hash tag
@@ -821,6 +909,7 @@ mod tests {
             crate::cache::IoMode::Inline,
             "k",
             crate::CallOptions::default(),
+            &[],
             || async { 1u64 },
             crate::store::always,
             |v| v,

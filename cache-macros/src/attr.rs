@@ -28,12 +28,13 @@ mod kw {
     syn::custom_keyword!(early_refresh);
     syn::custom_keyword!(stale_while_revalidate);
     syn::custom_keyword!(stale_if_error);
+    syn::custom_keyword!(tags);
 }
 
 /// Every option, in the order the docs list them.
 const OPTIONS: &str = "ttl, prefix, key, skip(..), extra, hit, miss, store_result, \
                        cache_errors, cache_none, alias, cache, lock, early_refresh, \
-                       stale_while_revalidate, stale_if_error";
+                       stale_while_revalidate, stale_if_error, tags";
 
 /// One option as written: the span of its name (where errors about it
 /// point) and its value.
@@ -70,6 +71,8 @@ pub(crate) struct Args {
     pub early_refresh: Option<Setting<f64>>,
     pub stale_while_revalidate: Option<Setting<Ttl>>,
     pub stale_if_error: Option<Setting<Ttl>>,
+    /// `tags = [expr, …]`: expressions of the arguments, each `ToString`.
+    pub tags: Option<Setting<Vec<Expr>>>,
     /// Mistakes found while parsing.
     pub errors: Vec<syn::Error>,
 }
@@ -125,6 +128,7 @@ impl Args {
             early_refresh => parse_beta,
             stale_while_revalidate => |i, n| parse_duration(i, n, "stale_while_revalidate"),
             stale_if_error => |i, n| parse_duration(i, n, "stale_if_error"),
+            tags => parse_tags,
         }
         Err(unknown_option(input))
     }
@@ -194,6 +198,19 @@ fn parse_bool(input: ParseStream, name: Span, example: &str) -> syn::Result<LitB
             format!("`{option}` takes `true` or `false`: `{example}`"),
         )),
     })
+}
+
+/// `tags = [format!("user:{id}"), "catalog"]`.
+fn parse_tags(input: ParseStream, name: Span) -> syn::Result<Vec<Expr>> {
+    const EXAMPLE: &str = "tags = [format!(\"user:{user_id}\"), \"catalog\"]";
+    let value: Expr = eq_then(input, name, "tags", EXAMPLE)?;
+    match value {
+        Expr::Array(array) if !array.elems.is_empty() => Ok(array.elems.into_iter().collect()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`tags` is a non-empty list of expressions in brackets: `{EXAMPLE}`"),
+        )),
+    }
 }
 
 /// `early_refresh` alone (β = 1) or `early_refresh = 2.0` (XFetch's β > 0).

@@ -290,7 +290,16 @@ fn spec(plan: &Plan, with_ttl: bool, refresh: bool) -> TokenStream {
         quote!(.locking(#lock))
     });
     let freshness = freshness(args);
-    quote!(#p::Memoized::new(#cache, #prefix) #ttl #refresh #lock #freshness)
+    // Tags are expressions of the arguments: only the call and `foo_refresh`
+    // (which have them) carry them.
+    let tags = args.tags.as_ref().filter(|_| with_ttl).map(|tags| {
+        let tags = tags
+            .value
+            .iter()
+            .map(|tag| quote_spanned!(tag.span()=> ::std::string::ToString::to_string(&(#tag))));
+        quote!(.tags([#(#tags),*]))
+    });
+    quote!(#p::Memoized::new(#cache, #prefix) #ttl #refresh #lock #freshness #tags)
 }
 
 /// `.freshness(Freshness::default().early_refresh(β)…)`, when any is given.

@@ -163,6 +163,20 @@ impl MemoryBackend {
         true
     }
 
+    /// Adds one to the number stored in `key` (0 when absent), as `INCR`.
+    pub(crate) async fn incr(&self, key: &str) -> u64 {
+        let _writing = self.writing(key).await;
+        let current = self
+            .entries
+            .get(key)
+            .await
+            .and_then(|entry| std::str::from_utf8(&entry.bytes).ok()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let next = current + 1;
+        self.insert(key, next.to_string().as_bytes(), None).await;
+        next
+    }
+
     /// Deletes the key if it still holds `lease`.
     pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> bool {
         let _writing = self.writing(key).await;

@@ -159,6 +159,15 @@ impl Backend {
         }
     }
 
+    /// `INCR key`: the new value (a tag's version). Never expires.
+    pub(crate) async fn incr(&self, key: &str) -> Result<u64> {
+        match self {
+            Backend::Redis(b) => b.incr(key).await,
+            Backend::Cluster(b) => b.incr(key).await,
+            Backend::Memory(b) => Ok(Box::pin(b.incr(key)).await),
+        }
+    }
+
     /// Deletes `key` if it still holds `lease`.
     pub(crate) async fn release_lease(&self, key: &str, lease: &Lease) -> Result<bool> {
         let lease = lease.as_bytes();

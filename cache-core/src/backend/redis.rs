@@ -453,6 +453,12 @@ where
         .await
     }
 
+    /// `INCR key`.
+    pub(crate) async fn incr(&self, key: &str) -> Result<u64> {
+        self.run(|mut c| async move { redis::cmd("INCR").arg(key).query_async(&mut c).await })
+            .await
+    }
+
     /// Deletes the key if it still holds `lease` (compare-and-delete).
     pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> Result<bool> {
         self.run(|mut c| async move {

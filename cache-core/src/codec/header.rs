@@ -162,6 +162,46 @@ impl Header {
     }
 }
 
+/// The version of each tag a value depends on, captured before it was
+/// computed: `(tag, version)` pairs, stored as a MessagePack array of
+/// `[tag, version]` arrays after the fixed header (flag bit 0).
+pub type TagStamps = Vec<(String, u64)>;
+
+/// `entry` (a format-2 value without stamps) with `stamps` inserted after
+/// its fixed header and flag bit 0 set.
+pub fn with_stamps(entry: &[u8], stamps: &TagStamps) -> Result<Vec<u8>, CodecError> {
+    let block = rmp_serde::to_vec(stamps).map_err(|e| CodecError::serialize("tag stamps", e))?;
+    let len = u16::try_from(block.len())
+        .map_err(|_| CodecError::serialize("tag stamps", "more than 64 KiB of tags"))?;
+    let mut out = Vec::with_capacity(entry.len() + 2 + block.len());
+    out.extend_from_slice(&entry[..HEADER_LEN]);
+    out[4] |= FLAG_TAGS;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&block);
+    out.extend_from_slice(&entry[HEADER_LEN..]);
+    Ok(out)
+}
+
+/// The tag stamps of a format-2 value, if it has any.
+pub fn stamps_of(entry: &[u8]) -> Result<Option<TagStamps>, CodecError> {
+    if entry.len() < HEADER_LEN + 2 || entry[..2] != [MAGIC, FORMAT_VERSION] {
+        return Ok(None);
+    }
+    if entry[4] & FLAG_TAGS == 0 {
+        return Ok(None);
+    }
+    let len = usize::from(u16::from_be_bytes([
+        entry[HEADER_LEN],
+        entry[HEADER_LEN + 1],
+    ]));
+    let block = entry
+        .get(HEADER_LEN + 2..HEADER_LEN + 2 + len)
+        .ok_or(CodecError::BadHeader("tag stamps cut short"))?;
+    rmp_serde::from_slice(block)
+        .map(Some)
+        .map_err(|e| CodecError::deserialize("tag stamps", e))
+}
+
 /// A lease: the entry a computing caller writes into the key (`SET NX PX`)
 /// until it stores the value with a compare-and-set on the lease. A delete
 /// of the key in the meantime kills the lease, so the late store fails.
@@ -247,6 +287,17 @@ mod tests {
             Err(CodecError::UnsupportedVersion(9))
         ));
         assert!(Header::split(&[]).is_err());
+    }
+
+    #[test]
+    fn tag_stamps_round_trip_and_the_payload_stays_readable() {
+        let mut entry = Header::new(1, 0, Meta::default()).to_bytes().to_vec();
+        entry.extend_from_slice(b"payload");
+        let stamps = vec![("user:7".to_owned(), 3), ("catalog".to_owned(), 0)];
+        let tagged = with_stamps(&entry, &stamps).unwrap();
+        assert_eq!(stamps_of(&tagged).unwrap(), Some(stamps));
+        assert_eq!(Header::split(&tagged).unwrap().1, b"payload");
+        assert_eq!(stamps_of(&entry).unwrap(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::compressor::{Compressor, ZlibCompressor};
-use super::header::{Header, Meta, HEADER_LEN};
+use super::header::{stamps_of, with_stamps, Header, Meta, TagStamps, HEADER_LEN};
 use super::serializer::{BuiltinFormat, MsgpackSerializer, Serializer};
 use crate::error::CodecError;
 
@@ -146,6 +146,7 @@ impl Codec {
                     bytes: Arc::new(bytes),
                     start: HEADER_LEN,
                     meta,
+                    tags: None,
                 };
                 return Ok((Arc::new(packed), payload));
             }
@@ -157,8 +158,25 @@ impl Codec {
             bytes: entry.clone(),
             start: HEADER_LEN,
             meta,
+            tags: None,
         };
         Ok((entry, payload))
+    }
+
+    /// [`seal_with`](Self::seal_with), with the versions of the tags the
+    /// value depends on stored in its header (none: as `seal_with`).
+    pub fn seal_tagged(
+        &self,
+        serialized: Serialized,
+        meta: Meta,
+        stamps: &TagStamps,
+    ) -> Result<(Arc<Vec<u8>>, Payload), CodecError> {
+        let (entry, mut payload) = self.seal_with(serialized, meta)?;
+        if stamps.is_empty() {
+            return Ok((entry, payload));
+        }
+        payload.tags = Some(Arc::new(stamps.clone()));
+        Ok((Arc::new(with_stamps(&entry, stamps)?), payload))
     }
 
     /// Checks an entry's header and inflates it (bounded by the max value
@@ -167,6 +185,7 @@ impl Codec {
     pub fn open(&self, entry: Vec<u8>) -> Result<Payload, CodecError> {
         let (header, start) = Header::parse(&entry)?;
         self.find_serializer(header.serializer)?;
+        let tags = stamps_of(&entry)?.map(Arc::new);
         if header.compressor == 0 {
             self.check_size(entry.len() - start)?;
             return Ok(Payload {
@@ -174,6 +193,7 @@ impl Codec {
                 bytes: Arc::new(entry),
                 start,
                 meta: header.meta,
+                tags,
             });
         }
         let inflated = self.inflate(header.compressor, &entry[start..])?;
@@ -182,6 +202,7 @@ impl Codec {
             bytes: Arc::new(inflated),
             start: 0,
             meta: header.meta,
+            tags,
         })
     }
 
@@ -283,6 +304,7 @@ pub struct Payload {
     bytes: Arc<Vec<u8>>,
     start: usize,
     meta: Meta,
+    tags: Option<Arc<TagStamps>>,
 }
 
 impl Payload {
@@ -299,6 +321,11 @@ impl Payload {
     /// The entry's metadata (all zero for a format-1 entry).
     pub fn meta(&self) -> Meta {
         self.meta
+    }
+
+    /// The versions of the tags the value depends on, if it has any.
+    pub fn tags(&self) -> Option<&TagStamps> {
+        self.tags.as_deref()
     }
 }
 
