@@ -181,3 +181,72 @@ async fn on_a_cluster_tags_in_other_slots_invalidate_too() {
     };
     no_value_outlives_a_tag_invalidation(build(), build(), "cluster").await;
 }
+
+/// Env vars of the child process of the two-process test.
+const CHILD_URL: &str = "TAGS_CHILD_URL";
+const CHILD_PREFIX: &str = "TAGS_CHILD_PREFIX";
+
+static REPORT_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cache_memoize(prefix = "tags::report", alias = "tags-process", ttl = 300, tags = [format!("team:{team}")])]
+async fn team_report(team: u64) -> u64 {
+    REPORT_RUNS.fetch_add(1, Ordering::SeqCst);
+    team + 100
+}
+
+/// Another OS process (this test binary, run again as the child) invalidates
+/// the tag; this process's next call recomputes, and other tags stay cached.
+#[test]
+fn a_tag_invalidated_in_another_process_recomputes_here() {
+    if let (Ok(url), Ok(prefix)) = (std::env::var(CHILD_URL), std::env::var(CHILD_PREFIX)) {
+        // The child: invalidate one tag through its own cache, and exit.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let version = runtime
+            .block_on(cache_on(&url, &prefix).invalidate_tag("team:1"))
+            .expect("the child invalidates the tag");
+        println!("child: team:1 is now at version {version}");
+        return;
+    }
+    let redis = support::shared_redis();
+    let prefix = format!("tags-process-{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        registry::register("tags-process", cache_on(redis.url(), &prefix));
+        team_report(1).await;
+        team_report(2).await;
+        team_report(1).await;
+        assert_eq!(REPORT_RUNS.load(Ordering::SeqCst), 2, "cached before");
+    });
+    let child = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "a_tag_invalidated_in_another_process_recomputes_here",
+            "--nocapture",
+        ])
+        .env(CHILD_URL, redis.url())
+        .env(CHILD_PREFIX, &prefix)
+        .output()
+        .expect("the child process runs");
+    assert!(
+        child.status.success(),
+        "the child failed: {}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    runtime.block_on(async {
+        team_report(1).await;
+        assert_eq!(
+            REPORT_RUNS.load(Ordering::SeqCst),
+            3,
+            "team 1 recomputed here"
+        );
+        team_report(2).await;
+        assert_eq!(REPORT_RUNS.load(Ordering::SeqCst), 3, "team 2 still cached");
+    });
+}
