@@ -55,6 +55,12 @@ impl CacheSelector {
         }
     }
 
+    /// The key of `tag`'s version in the selected cache (version 1, the
+    /// default, when `--prefix` names no version).
+    pub fn tag_key(&self, tag: &str) -> String {
+        cache_core::KeyBuilder::new(&self.prefix, self.version.unwrap_or(1)).tag_key(tag)
+    }
+
     /// The parts of `key`, when it belongs to a selected cache.
     pub fn parts<'k>(&self, key: &'k str) -> Option<KeyParts<'k>> {
         KeyParts::parse_with_prefix(key, &self.prefix)

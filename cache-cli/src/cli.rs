@@ -107,7 +107,8 @@ pub enum Command {
         /// nothing and is not an error.
         #[arg(long, conflicts_with = "tag", value_parser = NonEmptyStringValueParser::new())]
         key: Option<String>,
-        /// Invalidate a tag (needs tag support in the entry format).
+        /// Invalidate every value memoized with this tag (`tags = [...]`), in
+        /// the cache `--prefix` names (`shop:1`; `shop` means version 1).
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         tag: Option<String>,
     },

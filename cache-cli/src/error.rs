@@ -67,12 +67,12 @@ pub enum CliError {
          `cache-memoize invalidate --key {0:?}`"
     )]
     NotACacheEntry(String),
-    /// `--tag`: the entry format has no tags yet.
+    /// `--tag` without `--prefix`.
     #[error(
-        "tags need the entry format v2 (tag stamps), which this version of cache-memoize does \
-         not write yet; nothing was deleted. Invalidate a FUNCTION or a --key instead"
+        "--tag needs --prefix naming the cache (`--prefix shop:1`, or `--prefix shop` for \
+         version 1): a tag's version key lives in its cache's namespace; nothing was changed"
     )]
-    TagsUnsupported,
+    TagNeedsPrefix,
     /// The reader of stdout went away (`| head`): not worth a message.
     #[error("stdout was closed")]
     StdoutClosed,

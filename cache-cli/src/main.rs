@@ -64,9 +64,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    if let Command::Invalidate { tag: Some(_), .. } = &cli.command {
-        // Checked before connecting: no server can make it work.
-        return Err(CliError::TagsUnsupported);
+    if let (Command::Invalidate { tag: Some(_), .. }, None) = (&cli.command, &cli.prefix) {
+        // Checked before connecting: a tag lives in one cache's namespace.
+        return Err(CliError::TagNeedsPrefix);
     }
     let mut server = Server::connect(&cli.url, cli.timeout).await?;
     let options = commands::Options {
@@ -81,10 +81,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Show { key, max_bytes } => {
             commands::show::run(&mut server, &options, key, *max_bytes).await
         }
-        Command::Invalidate { function, key, .. } => {
-            let target = match (key, function) {
-                (Some(key), _) => Target::Key(key),
-                (None, function) => Target::Function(function.as_deref().unwrap_or_default()),
+        Command::Invalidate { function, key, tag } => {
+            let target = match (tag, key, function) {
+                (Some(tag), _, _) => Target::Tag(tag),
+                (None, Some(key), _) => Target::Key(key),
+                (None, None, function) => Target::Function(function.as_deref().unwrap_or_default()),
             };
             commands::invalidate::run(&mut server, &options, target).await
         }

@@ -9,6 +9,7 @@ mod cluster_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cache_memoize::codec::{CborSerializer, GzipCompressor, JsonSerializer, ZstdCompressor};
@@ -248,13 +249,36 @@ async fn stats_keys_show_and_invalidate_see_what_memoized_functions_wrote() {
         5
     );
 
-    // Tags are refused with a message, and nothing is deleted.
-    let (ok, _, err) = run(&["invalidate", "--tag", "user:7"]);
-    assert!(!ok && err.contains("tags"), "{err}");
+    // invalidate --tag: every value tagged with it is recomputed (one INCR),
+    // and nothing is deleted.
+    assert_eq!(tagged(7).await + tagged(7).await, 14);
+    assert_eq!(TAGGED_RUNS.load(Ordering::SeqCst), 1);
+    let done = run_json(&["invalidate", "--tag", "user:7"]);
+    assert_eq!(
+        (done["target"].as_str(), done["version"].as_u64()),
+        (Some("tag"), Some(1))
+    );
+    assert_eq!(tagged(7).await, 7);
+    assert_eq!(
+        TAGGED_RUNS.load(Ordering::SeqCst),
+        2,
+        "recomputed after the tag"
+    );
     assert_eq!(
         stats_row(&run_json(&["stats"]), "profile").unwrap()["entries"],
         2
     );
+    // Without --prefix, --tag says what it needs.
+    let (ok, _, err) = cli(&["--url", url, "invalidate", "--tag", "user:7"]);
+    assert!(!ok && err.contains("--prefix"), "{err}");
+}
+
+static TAGGED_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cache_memoize(prefix = "tagged", alias = "cli-msgpack", ttl = 300, tags = [format!("user:{id}")])]
+async fn tagged(id: u64) -> u64 {
+    TAGGED_RUNS.fetch_add(1, Ordering::SeqCst);
+    id
 }
 
 #[test]

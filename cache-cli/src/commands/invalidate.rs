@@ -22,6 +22,9 @@ pub enum Target<'a> {
     Function(&'a str),
     /// `invalidate --key KEY`: this key, whatever it holds.
     Key(&'a str),
+    /// `invalidate --tag TAG`: every value that depends on the tag (one
+    /// `INCR` of its version key, as `Cache::invalidate_tag`).
+    Tag(&'a str),
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +45,17 @@ pub async fn run(
     target: Target<'_>,
 ) -> Result<ExitCode, CliError> {
     let report = match target {
+        Target::Tag(tag) => {
+            let caches = options.caches.ok_or(CliError::TagNeedsPrefix)?;
+            let key = caches.tag_key(tag);
+            let version: u64 = server.query(redis::cmd("INCR").arg(&key), "INCR").await?;
+            if options.json {
+                print_json(&serde_json::json!({"target": "tag", "name": tag, "version": version}))?;
+            } else {
+                outln!("invalidated tag {tag} (now at version {version}, key {key})");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Target::Key(key) => Invalidated {
             target: "key",
             name: key,
