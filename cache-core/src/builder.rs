@@ -252,6 +252,7 @@ impl CacheBuilder {
             stats: Default::default(),
             flights: Default::default(),
             fence: Default::default(),
+            keeper: Default::default(),
             refreshes: Default::default(),
             log: Default::default(),
             lock: self.lock,

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) flights: SingleFlight<Landing>,
     /// What was invalidated in this process since a call started.
     pub(crate) fence: Fence,
+    /// Keeps this cache's leases alive while their computations run.
+    pub(crate) keeper: crate::lease::LeaseKeeper,
     /// Background refreshes in progress, one per key.
     pub(crate) refreshes: SingleFlight<()>,
     pub(crate) log: ThrottledLog,
@@ -273,28 +275,33 @@ impl Cache {
 
     /// Invalidates every value that depends on `tag` (memoized with
     /// `tags = [...]` naming it), in every process and on every node: one
-    /// `INCR` of the tag's version key. Values computed before it (even
-    /// those still computing) are recomputed on their next call; nothing
-    /// is deleted (old entries expire with their ttl). Returns the tag's new
-    /// version.
+    /// `SET` of a new random version into the tag's version key. Values
+    /// computed before it (even those still computing: their stamps were
+    /// read before) are recomputed on their next call; nothing is deleted
+    /// (old entries expire with their ttl). Returns the tag's new version.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let cache = cache_core::Cache::memory();
-    /// assert_eq!(cache.invalidate_tag("user:7").await.unwrap(), 1);
+    /// let first = cache.invalidate_tag("user:7").await.unwrap();
+    /// assert_ne!(cache.invalidate_tag("user:7").await.unwrap(), first);
     /// # }
     /// ```
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
-        // Computations in progress here may depend on the tag: none of them
-        // stores or shares its value after this (conservative: all keys).
-        self.invalidate_local_all();
-        let version = self.inner.backend.incr(&self.inner.keys.tag_key(tag)).await;
-        self.inner.reads.detach_all();
-        version
+        // Callers from now on must not join a computation (possibly tagged)
+        // that started before; its store is kept in check by its stamps.
+        self.inner.flights.detach_all();
+        let version = fastrand::u64(1..);
+        let key = self.inner.keys.tag_key(tag);
+        self.inner
+            .backend
+            .set(&key, version.to_string().as_bytes(), None)
+            .await?;
+        Ok(version)
     }
 
-    /// [`invalidate_tag`](Self::invalidate_tag) for several tags (one `INCR`
+    /// [`invalidate_tag`](Self::invalidate_tag) for several tags (one `SET`
     /// each; they may live on different Cluster nodes).
     pub async fn invalidate_tags<T: AsRef<str>>(&self, tags: &[T]) -> Result<()> {
         for tag in tags {

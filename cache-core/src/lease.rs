@@ -12,7 +12,10 @@
 //! holder releases its lease at once ([`LeaseGuard`]); a holder that dies
 //! with its process leaves it to expire after `ttl`.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use crate::blocking::spawn_detached;
 use crate::cache::Cache;
@@ -49,44 +52,32 @@ impl Default for LockSettings {
 }
 
 /// A lease this caller holds in `key`, kept alive while the computation
-/// runs: a keeper task on the I/O runtime extends its expiry every half
-/// ttl for as long as the key holds it, so a computation longer than the
-/// ttl still stores its value, while a holder whose process died stops
-/// blocking others after one ttl. Dropped without being
-/// [`consumed`](Self::consume) (the call was cancelled, the body panicked,
-/// or the value is not to be stored), it deletes the lease if the key still
-/// holds it, on the I/O runtime, so that nobody waits for it.
+/// runs: the cache's [`LeaseKeeper`] extends its expiry every half ttl for
+/// as long as the key holds it, so a computation longer than the ttl still
+/// stores its value, while a holder whose process died stops blocking
+/// others after one ttl. Dropped without being [`consumed`](Self::consume)
+/// (the call was cancelled, the body panicked, or the value is not to be
+/// stored), it deletes the lease if the key still holds it, on the I/O
+/// runtime, so that nobody waits for it.
 pub(crate) struct LeaseGuard {
     cache: Cache,
-    key: String,
+    key: Arc<str>,
     lease: Lease,
     held: bool,
-    keeper: tokio::task::AbortHandle,
+    kept: u64,
 }
 
 impl LeaseGuard {
     /// Guards `lease`, written into `key` for `ttl`.
     pub(crate) fn new(cache: Cache, key: &str, lease: Lease, ttl: Duration) -> Self {
-        let keeper = {
-            let (cache, key) = (cache.clone(), key.to_owned());
-            spawn_detached(async move {
-                loop {
-                    tokio::time::sleep(ttl / 2).await;
-                    match cache.inner.backend.renew_lease(&key, &lease, ttl).await {
-                        Ok(true) => {}
-                        // Gone (stored, invalidated, released) or Redis is
-                        // failing: nothing left to keep.
-                        _ => return,
-                    }
-                }
-            })
-        };
+        let key: Arc<str> = Arc::from(key);
+        let kept = cache.inner.keeper.keep(&cache, key.clone(), lease, ttl);
         Self {
             cache,
-            key: key.to_owned(),
+            key,
             lease,
             held: true,
-            keeper,
+            kept,
         }
     }
 
@@ -102,19 +93,115 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        self.keeper.abort();
+        self.cache.inner.keeper.forget(self.kept);
         if !self.held {
             return;
         }
-        let (cache, key, lease) = (
-            self.cache.clone(),
-            std::mem::take(&mut self.key),
-            self.lease,
-        );
+        let (cache, key, lease) = (self.cache.clone(), self.key.clone(), self.lease);
         spawn_detached(async move {
             if let Err(e) = cache.inner.backend.release_lease(&key, &lease).await {
                 cache.backend_error("release lease", &e);
             }
         });
+    }
+}
+
+/// One lease being kept alive.
+struct Kept {
+    key: Arc<str>,
+    lease: Lease,
+    ttl: Duration,
+    renewed: Instant,
+}
+
+/// Keeps a cache's leases alive while their computations run: one task per
+/// cache (on the I/O runtime, started with the first lease) renews every
+/// lease held longer than half its ttl, so a call in flight holds a map
+/// entry, not a task of its own (memory per in-flight call).
+#[derive(Default)]
+pub(crate) struct LeaseKeeper {
+    held: Mutex<HashMap<u64, Kept>>,
+    next: AtomicU64,
+    started: AtomicBool,
+}
+
+impl std::fmt::Debug for LeaseKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseKeeper").finish_non_exhaustive()
+    }
+}
+
+/// How often the keeper looks at its leases (each is renewed at half its
+/// ttl; with the default 10 s ttl, every 5 s).
+const KEEPER_TICK: Duration = Duration::from_millis(50);
+
+impl LeaseKeeper {
+    fn keep(&self, cache: &Cache, key: Arc<str>, lease: Lease, ttl: Duration) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let kept = Kept {
+            key,
+            lease,
+            ttl,
+            renewed: Instant::now(),
+        };
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, kept);
+        if !self.started.swap(true, Ordering::AcqRel) {
+            let inner = Arc::downgrade(&cache.inner);
+            spawn_detached(async move { keep_renewing(inner).await });
+        }
+        id
+    }
+
+    fn forget(&self, id: u64) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+/// The keeper's task: runs while the cache lives.
+async fn keep_renewing(inner: Weak<crate::cache::Inner>) {
+    loop {
+        tokio::time::sleep(KEEPER_TICK).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let cache = Cache { inner };
+        let due: Vec<(u64, Arc<str>, Lease, Duration)> = {
+            let held = cache
+                .inner
+                .keeper
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            held.iter()
+                .filter(|(_, k)| k.renewed.elapsed() >= k.ttl / 2)
+                .map(|(id, k)| (*id, k.key.clone(), k.lease, k.ttl))
+                .collect()
+        };
+        for (id, key, lease, ttl) in due {
+            let renewed = Box::pin(cache.inner.backend.renew_lease(&key, &lease, ttl)).await;
+            let mut held = cache
+                .inner
+                .keeper
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match renewed {
+                Ok(true) => {
+                    if let Some(kept) = held.get_mut(&id) {
+                        kept.renewed = Instant::now();
+                    }
+                }
+                // Gone (stored, invalidated, released): nothing to keep.
+                Ok(false) => {
+                    held.remove(&id);
+                }
+                // Redis is failing: try again at the next tick.
+                Err(_) => {}
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::blocking::spawn_io;
+use crate::blocking::{spawn_detached, spawn_io};
 use crate::cache::{Cache, CallOptions, IoMode};
 use crate::codec::header::{Lease, Meta, TagStamps};
 use crate::codec::{Codec, Payload};
@@ -227,8 +227,18 @@ impl Cache {
             match Box::pin(self.take_lease::<S>(mode, full, lock, options.refresh)).await {
                 LeaseOutcome::Held(guard) => claim = Claim::Lease(guard),
                 LeaseOutcome::Found(value, payload) => {
-                    land(leader, Landing::Value(payload));
-                    return self.answered(wrap(value), Answer::Shared, backend_ok);
+                    // The same checks as a hit: its tags, its logical expiry.
+                    match Box::pin(self.still_good(mode, &payload, options)).await {
+                        Ok(true) => {
+                            land(leader, Landing::Value(payload));
+                            return self.answered(wrap(value), Answer::Shared, backend_ok);
+                        }
+                        Ok(false) => claim = Claim::Version(payload.meta().version_token),
+                        Err(e) => {
+                            self.backend_error("tag versions", &e);
+                            backend_ok = false;
+                        }
+                    }
                 }
                 LeaseOutcome::Busy => {}
                 LeaseOutcome::Failed => backend_ok = false,
@@ -252,19 +262,28 @@ impl Cache {
         let started = Instant::now();
         let result = match stale {
             // Stale-if-error: a panicking body falls back on the old value.
-            Some(_) => match std::panic::AssertUnwindSafe(compute()).catch_unwind().await {
+            Some(_) => match Box::pin(std::panic::AssertUnwindSafe(compute()).catch_unwind()).await
+            {
                 Ok(result) => Ok(result),
                 Err(panic) => Err(panic),
             },
             None => Ok(compute().await),
         };
         let compute_time = started.elapsed();
+        // The body failed (an `Err`, a `None` not to cache, a panic) and the
+        // last good value is within its stale-if-error window: fall back on
+        // it, but only while nothing invalidated it since (the fence here,
+        // and in Redis the key still holds that very value).
+        let failed = match &result {
+            Ok(result) => stored(result).is_none(),
+            Err(_) => true,
+        };
+        let fall_back = stale.is_some()
+            && failed
+            && self.inner.fence.current(&ticket)
+            && Box::pin(self.still_holds(mode, full, replace)).await;
         let result = match (result, stale) {
-            (Ok(result), None) => result,
-            (Ok(result), Some(_)) if stored(&result).is_some() => result,
-            // The body failed (an `Err`, a `None` not to cache, a panic) and
-            // the last good value is within its stale-if-error window.
-            (_, Some(stale)) => {
+            (_, Some(stale)) if fall_back => {
                 Stats::bump(&self.inner.stats.stale_on_error);
                 if let Claim::Lease(lease) = claim {
                     Box::pin(self.release(mode, full, lease)).await;
@@ -272,7 +291,8 @@ impl Cache {
                 land(leader, Landing::Nothing);
                 return self.answered(wrap(stale), Answer::Computed, backend_ok);
             }
-            (Err(panic), None) => std::panic::resume_unwind(panic),
+            (Ok(result), _) => result,
+            (Err(panic), _) => std::panic::resume_unwind(panic),
         };
         let landing = match stored(&result) {
             Some(value) => {
@@ -329,18 +349,19 @@ impl Cache {
         let lease_key = refresh_lease_key(full);
         let lease = Lease::new();
         let ttl = self.inner.lock.ttl;
-        match self
-            .inner
-            .backend
-            .take_lease(&lease_key, &lease, ttl, false)
-            .await
-        {
+        match self.write_lease(&lease_key, lease, ttl, false).await {
             Ok(true) => {}
             Ok(false) => return, // another process refreshes it
             Err(e) => return self.backend_error("refresh lease", &e),
         }
         let guard = LeaseGuard::new(self.clone(), &lease_key, lease, ttl);
         let ticket = self.inner.fence.ticket(full);
+        // Someone refreshed (or invalidated) it since our hit: nothing to do.
+        if !self.still_holds(IoMode::Inline, full, Some(token)).await {
+            self.release(IoMode::Inline, &lease_key, guard).await;
+            refreshing.land(());
+            return;
+        }
         let stamps = match self.tag_versions(IoMode::Inline, tags).await {
             Ok(stamps) => stamps,
             Err(e) => {
@@ -368,30 +389,124 @@ impl Cache {
         refreshing.land(());
     }
 
-    /// The current versions of `tags` (0 for a tag never invalidated), in
-    /// one `MGET` (one per slot on a Cluster).
-    pub(crate) async fn tag_versions(&self, mode: IoMode, tags: &[String]) -> Result<TagStamps> {
-        if tags.is_empty() {
-            return Ok(TagStamps::new());
+    /// Writes `lease` into `key` (as `Backend::take_lease`) in a task of its
+    /// own on the I/O runtime: when this call is dropped while the `SET` is
+    /// on the wire, the task deletes the lease it took, so no lease is left
+    /// behind for its ttl.
+    async fn write_lease(
+        &self,
+        key: &str,
+        lease: Lease,
+        ttl: Duration,
+        overwrite: bool,
+    ) -> Result<bool> {
+        let (taken, outcome) = tokio::sync::oneshot::channel();
+        let (cache, key) = (self.clone(), key.to_owned());
+        spawn_detached(async move {
+            let result = cache
+                .inner
+                .backend
+                .take_lease(&key, &lease, ttl, overwrite)
+                .await;
+            if let Err(Ok(true)) = taken.send(result) {
+                // The caller went away after the lease was written.
+                if let Err(e) = cache.inner.backend.release_lease(&key, &lease).await {
+                    cache.backend_error("release lease", &e);
+                }
+            }
+        });
+        // A task that never answers (its runtime shut down) took nothing we
+        // know of: compute without storing.
+        outcome.await.unwrap_or(Ok(false))
+    }
+
+    /// Whether a value found while taking the lease may be served: its tag
+    /// stamps hold and (with freshness on) it has not expired logically.
+    async fn still_good(
+        &self,
+        mode: IoMode,
+        payload: &Payload,
+        options: CallOptions,
+    ) -> Result<bool> {
+        if let Some(stamps) = payload.tags() {
+            if !self.stamps_current(mode, stamps).await? {
+                return Ok(false);
+            }
         }
+        let meta = payload.meta();
+        Ok(options.freshness.is_off()
+            || meta.expires_at_millis == 0
+            || now_millis() < meta.expires_at_millis)
+    }
+
+    /// Whether `full` still holds the value with version token `token`
+    /// (and its tag stamps hold): nothing invalidated it since it was read.
+    async fn still_holds(&self, mode: IoMode, full: &str, token: Option<u64>) -> bool {
+        let Some(token) = token else { return false };
+        match self.read_fresh(mode, full).await {
+            Read::Found(payload) if payload.meta().version_token == token => match payload.tags() {
+                None => true,
+                Some(stamps) => self.stamps_current(mode, stamps).await.unwrap_or(false),
+            },
+            _ => false,
+        }
+    }
+
+    /// The current versions of `tags` (`None`: the tag has no version key),
+    /// in one `MGET` (one per slot on a Cluster).
+    async fn read_tag_versions(&self, mode: IoMode, tags: Vec<String>) -> Result<Vec<Option<u64>>> {
         let keys: Vec<String> = tags.iter().map(|t| self.inner.keys.tag_key(t)).collect();
         let found = self
             .io(mode, move |cache| async move {
                 cache.inner.backend.get_many(&keys).await
             })
             .await?;
+        Ok(found.iter().map(|v| parse_version(v.as_deref())).collect())
+    }
+
+    /// The versions of `tags` to stamp a value about to be computed with. A
+    /// tag without a version key gets a random one first (`SET NX`): a
+    /// version is never reused, so a version key that is lost (evicted,
+    /// flushed, failed over) makes the values stamped with it stale, never
+    /// current again.
+    pub(crate) async fn tag_versions(&self, mode: IoMode, tags: &[String]) -> Result<TagStamps> {
+        if tags.is_empty() {
+            return Ok(TagStamps::new());
+        }
+        let mut versions = self.read_tag_versions(mode, tags.to_vec()).await?;
+        for (tag, version) in tags.iter().zip(versions.iter_mut()) {
+            if version.is_some() {
+                continue;
+            }
+            let key = self.inner.keys.tag_key(tag);
+            let fresh = fastrand::u64(1..).to_string();
+            self.io(mode, move |cache| async move {
+                cache
+                    .inner
+                    .backend
+                    .set_if_absent(&key, fresh.as_bytes())
+                    .await
+            })
+            .await?;
+            // Ours, or the one another caller set first.
+            *version = self.read_tag_versions(mode, vec![tag.clone()]).await?[0];
+        }
         Ok(tags
             .iter()
-            .zip(found)
-            .map(|(tag, version)| (tag.clone(), parse_version(version.as_deref())))
+            .zip(versions)
+            .map(|(tag, version)| (tag.clone(), version.unwrap_or(0)))
             .collect())
     }
 
-    /// Whether every tag stamp of a value still holds.
+    /// Whether every tag stamp of a value still holds (a tag whose version
+    /// key is gone fails it).
     async fn stamps_current(&self, mode: IoMode, stamps: &TagStamps) -> Result<bool> {
         let tags: Vec<String> = stamps.iter().map(|(tag, _)| tag.clone()).collect();
-        let now = self.tag_versions(mode, &tags).await?;
-        Ok(now == *stamps)
+        let now = self.read_tag_versions(mode, tags).await?;
+        Ok(now
+            .iter()
+            .zip(stamps)
+            .all(|(now, (_, stamped))| *now == Some(*stamped)))
     }
 
     /// Counts a call's answer (once per call) and hands back its result.
@@ -501,16 +616,7 @@ impl Cache {
         let mut overwrite = refresh;
         let mut waiting = false;
         for _ in 0..MAX_RETRIES {
-            let key = full.to_owned();
-            let taken = self
-                .io(mode, move |cache| async move {
-                    cache
-                        .inner
-                        .backend
-                        .take_lease(&key, &lease, settings.ttl, overwrite)
-                        .await
-                })
-                .await;
+            let taken = self.write_lease(full, lease, settings.ttl, overwrite).await;
             match taken {
                 Ok(true) => {
                     let guard = LeaseGuard::new(self.clone(), full, lease, settings.ttl);
@@ -730,12 +836,14 @@ impl Cache {
             Ok(false) => {
                 // The lease was killed, or the value we replace changed (an
                 // invalidation somewhere, a newer store, an expiry): this
-                // value must not be stored.
+                // value must be neither stored nor shared (the followers may
+                // have come after another process's invalidation; they look
+                // up again).
                 if let Some(lease) = lease {
                     lease.consume();
                 }
                 Stats::bump(&self.inner.stats.stale_stores_refused);
-                (Landing::Value(payload), true)
+                (Landing::Nothing, true)
             }
             Err(e) => {
                 self.backend_error("set", &e);
@@ -832,13 +940,12 @@ fn expiry_millis(ttl: Duration) -> u64 {
     u64::try_from(now.saturating_add(ttl).as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A tag version as `INCR` stores it (ASCII digits); absent or unreadable
-/// is version 0.
-fn parse_version(stored: Option<&[u8]>) -> u64 {
+/// A tag version as stored (ASCII digits); `None` when absent or
+/// unreadable.
+fn parse_version(stored: Option<&[u8]>) -> Option<u64> {
     stored
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
         .and_then(|text| text.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The key of the refresh lease of `full`: `{full}:refresh`, whose hash tag
@@ -915,6 +1022,8 @@ mod tests {
             |v| v,
         );
         let size = std::mem::size_of_val(&call);
-        assert!(size <= 640, "memoize_in future is {size} bytes");
+        // 640 before the lease, freshness and tags (their options, the claim,
+        // the stale fallback and the tag stamps live across the body's await).
+        assert!(size <= 864, "memoize_in future is {size} bytes");
     }
 }

@@ -23,7 +23,7 @@ pub enum Target<'a> {
     /// `invalidate --key KEY`: this key, whatever it holds.
     Key(&'a str),
     /// `invalidate --tag TAG`: every value that depends on the tag (one
-    /// `INCR` of its version key, as `Cache::invalidate_tag`).
+    /// `SET` of a new random version, as `Cache::invalidate_tag`).
     Tag(&'a str),
 }
 
@@ -48,7 +48,10 @@ pub async fn run(
         Target::Tag(tag) => {
             let caches = options.caches.ok_or(CliError::TagNeedsPrefix)?;
             let key = caches.tag_key(tag);
-            let version: u64 = server.query(redis::cmd("INCR").arg(&key), "INCR").await?;
+            // A new random version, as `Cache::invalidate_tag` writes it.
+            let version = fastrand::u64(1..);
+            let set = redis::cmd("SET").arg(&key).arg(version.to_string()).clone();
+            server.query::<()>(&set, "SET").await?;
             if options.json {
                 print_json(&serde_json::json!({"target": "tag", "name": tag, "version": version}))?;
             } else {

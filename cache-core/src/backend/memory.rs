@@ -163,18 +163,14 @@ impl MemoryBackend {
         true
     }
 
-    /// Adds one to the number stored in `key` (0 when absent), as `INCR`.
-    pub(crate) async fn incr(&self, key: &str) -> u64 {
+    /// Stores `value` without expiry if `key` is empty, as `SET NX`.
+    pub(crate) async fn set_if_absent(&self, key: &str, value: &[u8]) -> bool {
         let _writing = self.writing(key).await;
-        let current = self
-            .entries
-            .get(key)
-            .await
-            .and_then(|entry| std::str::from_utf8(&entry.bytes).ok()?.parse::<u64>().ok())
-            .unwrap_or(0);
-        let next = current + 1;
-        self.insert(key, next.to_string().as_bytes(), None).await;
-        next
+        if self.entries.get(key).await.is_some() {
+            return false;
+        }
+        self.insert(key, value, None).await;
+        true
     }
 
     /// Deletes the key if it still holds `lease`.

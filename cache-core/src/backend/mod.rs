@@ -159,12 +159,12 @@ impl Backend {
         }
     }
 
-    /// `INCR key`: the new value (a tag's version). Never expires.
-    pub(crate) async fn incr(&self, key: &str) -> Result<u64> {
+    /// `SET key value NX` (no expiry): whether it was set.
+    pub(crate) async fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
         match self {
-            Backend::Redis(b) => b.incr(key).await,
-            Backend::Cluster(b) => b.incr(key).await,
-            Backend::Memory(b) => Ok(Box::pin(b.incr(key)).await),
+            Backend::Redis(b) => b.set_if_absent(key, value).await,
+            Backend::Cluster(b) => b.set_if_absent(key, value).await,
+            Backend::Memory(b) => Ok(Box::pin(b.set_if_absent(key, value)).await),
         }
     }
 

@@ -453,10 +453,18 @@ where
         .await
     }
 
-    /// `INCR key`.
-    pub(crate) async fn incr(&self, key: &str) -> Result<u64> {
-        self.run(|mut c| async move { redis::cmd("INCR").arg(key).query_async(&mut c).await })
-            .await
+    /// `SET key value NX`: whether it was set.
+    pub(crate) async fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("NX")
+                .query_async::<Option<String>>(&mut c)
+                .await
+                .map(|reply| reply.is_some())
+        })
+        .await
     }
 
     /// Deletes the key if it still holds `lease` (compare-and-delete).
