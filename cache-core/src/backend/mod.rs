@@ -2,6 +2,7 @@
 
 mod cluster;
 mod memory;
+mod node_breakers;
 mod redis;
 mod shared_connection;
 
@@ -155,8 +156,8 @@ impl Backend {
 
     pub(crate) fn breaker(&self) -> (BreakerState, u64) {
         match self {
-            Backend::Redis(b) => (b.breaker_state(), b.breaker_openings()),
-            Backend::Cluster(b) => (b.breaker_state(), b.breaker_openings()),
+            Backend::Redis(b) => b.breakers(),
+            Backend::Cluster(b) => b.breakers(),
             Backend::Memory(_) => (BreakerState::Closed, 0),
         }
     }
