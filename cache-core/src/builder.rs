@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::backend::RedisSettings;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
+use crate::backend::{RedisSettings, SentinelSettings};
 use crate::cache::{Cache, Inner};
 use crate::circuit_breaker::BreakerSettings;
 use crate::codec::Codec;
@@ -35,6 +35,7 @@ pub struct CacheBuilder {
     name: String,
     url: Option<String>,
     cluster_urls: Vec<String>,
+    sentinel: Option<Sentinel>,
     tls_ca_file: Option<std::path::PathBuf>,
     connections: usize,
     connect_timeout: Duration,
@@ -55,6 +56,7 @@ impl Default for CacheBuilder {
             name: "default".into(),
             url: None,
             cluster_urls: Vec::new(),
+            sentinel: None,
             tls_ca_file: None,
             connections: 1,
             connect_timeout: Duration::from_secs(1),
@@ -83,6 +85,7 @@ impl CacheBuilder {
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self.cluster_urls.clear();
+        self.sentinel = None;
         self
     }
 
@@ -110,6 +113,62 @@ impl CacheBuilder {
     {
         self.cluster_urls = urls.into_iter().map(Into::into).collect();
         self.url = None;
+        self.sentinel = None;
+        self
+    }
+
+    /// Store entries in the master of a Redis Sentinel group: `master_name`
+    /// as in `sentinel monitor <master_name> …`, `sentinel_urls` some of its
+    /// sentinels (`redis://[user:password@]host:port`, the sentinels' own
+    /// credentials; `rediss://…` with the `tls` feature, which then reaches
+    /// the data nodes over TLS too). Replaces a [`url`](Self::url).
+    ///
+    /// Every new connection asks the sentinels for the current master, so
+    /// the cache follows a failover: calls compute without the cache
+    /// (fail-open) from the old master's death until the sentinels promote
+    /// a replica, then hit again on the new master. See the README on what
+    /// a failover can lose. The data nodes' password, if any, is given with
+    /// [`sentinel_master_auth`](Self::sentinel_master_auth).
+    ///
+    /// ```
+    /// use cache_core::Cache;
+    /// let cache = Cache::builder()
+    ///     .sentinel("mymaster", ["redis://:pw@10.0.0.1:26379", "redis://:pw@10.0.0.2:26379"])
+    ///     .sentinel_master_auth(None, "data-secret")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     cache.describe_backend(),
+    ///     "redis sentinel master `mymaster` via redis://:****@10.0.0.1:26379,redis://:****@10.0.0.2:26379"
+    /// );
+    /// ```
+    pub fn sentinel<I, S>(mut self, master_name: impl Into<String>, sentinel_urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let previous = self.sentinel.take().unwrap_or_default();
+        self.sentinel = Some(Sentinel {
+            master_name: master_name.into(),
+            urls: sentinel_urls.into_iter().map(Into::into).collect(),
+            ..previous
+        });
+        self.url = None;
+        self.cluster_urls.clear();
+        self
+    }
+
+    /// Credentials of the Sentinel group's data nodes (master and replicas),
+    /// as `AUTH [username] password`; the sentinels' own come from their
+    /// URLs. Only used with [`sentinel`](Self::sentinel). Never logged.
+    pub fn sentinel_master_auth(
+        mut self,
+        username: Option<&str>,
+        password: impl Into<String>,
+    ) -> Self {
+        let sentinel = self.sentinel.get_or_insert_with(Sentinel::default);
+        sentinel.username = username.map(str::to_owned);
+        sentinel.password = Some(Secret(password.into()));
         self
     }
 
@@ -126,6 +185,7 @@ impl CacheBuilder {
     pub fn in_memory(mut self) -> Self {
         self.url = None;
         self.cluster_urls.clear();
+        self.sentinel = None;
         self
     }
 
@@ -241,6 +301,19 @@ impl CacheBuilder {
                 &self.cluster_urls,
                 settings(String::new()),
             )?),
+            None if self.sentinel.as_ref().is_some_and(|s| !s.urls.is_empty()) => {
+                let sentinel = self.sentinel.clone().unwrap_or_default();
+                Backend::Sentinel(RedisBackend::sentinel(
+                    SentinelSettings {
+                        master_name: sentinel.master_name,
+                        sentinel_urls: sentinel.urls,
+                        username: sentinel.username,
+                        password: sentinel.password.map(|p| p.0),
+                        db: 0,
+                    },
+                    settings(String::new()),
+                )?)
+            }
             None => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
         };
         Ok(Cache::from_inner(Inner {
@@ -267,5 +340,24 @@ impl CacheBuilder {
         let cache = self.build()?;
         cache.ping().await?;
         Ok(cache)
+    }
+}
+
+/// A Sentinel group to find the master through.
+#[derive(Clone, Debug, Default)]
+struct Sentinel {
+    master_name: String,
+    urls: Vec<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+/// A password: `Debug` never shows it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
     }
 }

@@ -4,6 +4,7 @@ mod cluster;
 mod memory;
 mod node_breakers;
 mod redis;
+mod sentinel;
 mod shared_connection;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 pub(crate) use self::cluster::ClusterPool;
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::redis::{RedisBackend, RedisSettings};
+pub(crate) use self::sentinel::{SentinelPool, SentinelSettings};
 use crate::circuit_breaker::BreakerState;
 use crate::codec::header::Lease;
 use crate::error::Result;
@@ -22,6 +24,7 @@ use crate::key::KeyMatcher;
 pub(crate) enum Backend {
     Redis(RedisBackend),
     Cluster(RedisBackend<ClusterPool>),
+    Sentinel(RedisBackend<SentinelPool>),
     Memory(MemoryBackend),
 }
 
@@ -30,6 +33,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.get(key).await,
             Backend::Cluster(b) => b.get(key).await,
+            Backend::Sentinel(b) => b.get(key).await,
             // Boxed (here and in `set`): moka's futures are large, and every
             // memoized call in flight would carry their size.
             Backend::Memory(b) => Ok(Box::pin(b.get(key)).await),
@@ -40,6 +44,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.set(key, value, ttl).await,
             Backend::Cluster(b) => b.set(key, value, ttl).await,
+            Backend::Sentinel(b) => b.set(key, value, ttl).await,
             Backend::Memory(b) => {
                 Box::pin(b.set(key, value, ttl)).await;
                 Ok(())
@@ -51,6 +56,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.get_many(keys).await,
             Backend::Cluster(b) => b.get_many(keys).await,
+            Backend::Sentinel(b) => b.get_many(keys).await,
             Backend::Memory(b) => {
                 let mut found = Vec::with_capacity(keys.len());
                 for key in keys {
@@ -69,6 +75,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.set_many(entries, ttl).await,
             Backend::Cluster(b) => b.set_many(entries, ttl).await,
+            Backend::Sentinel(b) => b.set_many(entries, ttl).await,
             Backend::Memory(b) => {
                 for (key, entry) in entries {
                     b.set(key, entry, ttl).await;
@@ -82,6 +89,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.delete(key).await,
             Backend::Cluster(b) => b.delete(key).await,
+            Backend::Sentinel(b) => b.delete(key).await,
             Backend::Memory(b) => Ok(b.delete(key).await),
         }
     }
@@ -90,6 +98,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.delete_matching(matcher).await,
             Backend::Cluster(b) => b.delete_matching(matcher).await,
+            Backend::Sentinel(b) => b.delete_matching(matcher).await,
             Backend::Memory(b) => Ok(b.delete_matching(matcher).await),
         }
     }
@@ -108,6 +117,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.take_lease(key, lease, ttl, overwrite).await,
             Backend::Cluster(b) => b.take_lease(key, lease, ttl, overwrite).await,
+            Backend::Sentinel(b) => b.take_lease(key, lease, ttl, overwrite).await,
             Backend::Memory(b) => Ok(Box::pin(b.take_lease(key, lease, ttl, overwrite)).await),
         }
     }
@@ -124,6 +134,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.store_leased(key, lease, value, ttl).await,
             Backend::Cluster(b) => b.store_leased(key, lease, value, ttl).await,
+            Backend::Sentinel(b) => b.store_leased(key, lease, value, ttl).await,
             Backend::Memory(b) => Ok(Box::pin(b.store_leased(key, lease, value, ttl)).await),
         }
     }
@@ -140,6 +151,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.renew_lease(key, lease, ttl).await,
             Backend::Cluster(b) => b.renew_lease(key, lease, ttl).await,
+            Backend::Sentinel(b) => b.renew_lease(key, lease, ttl).await,
             Backend::Memory(b) => Ok(Box::pin(b.renew_lease(key, lease, ttl)).await),
         }
     }
@@ -150,6 +162,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.release_lease(key, lease).await,
             Backend::Cluster(b) => b.release_lease(key, lease).await,
+            Backend::Sentinel(b) => b.release_lease(key, lease).await,
             Backend::Memory(b) => Ok(Box::pin(b.release_lease(key, lease)).await),
         }
     }
@@ -158,6 +171,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.breakers(),
             Backend::Cluster(b) => b.breakers(),
+            Backend::Sentinel(b) => b.breakers(),
             Backend::Memory(_) => (BreakerState::Closed, 0),
         }
     }
@@ -166,6 +180,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.ping().await,
             Backend::Cluster(b) => b.ping().await,
+            Backend::Sentinel(b) => b.ping().await,
             Backend::Memory(_) => Ok(()),
         }
     }
@@ -174,6 +189,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => format!("redis at {}", b.url()),
             Backend::Cluster(b) => format!("redis cluster at {}", b.url()),
+            Backend::Sentinel(b) => format!("redis sentinel {}", b.url()),
             Backend::Memory(_) => "in-memory".to_owned(),
         }
     }

@@ -311,7 +311,13 @@ where
             });
         }
         command(leased.conn.clone()).await.map_err(|e| {
-            let broke = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+            // READONLY: the node was demoted to a replica (a failover);
+            // the next connection goes to the master.
+            let demoted = e.code() == Some("READONLY");
+            let broke = e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+                || demoted;
             // A timeout is not a broken connection (redis-rs reports it as an
             // I/O error): on a cluster it may be one stalled node behind a
             // connection that reaches the others, and a new connection would
@@ -452,7 +458,8 @@ where
     }
 }
 
-impl RedisBackend<Pool> {
+/// One server, found by URL or through Sentinel.
+impl<P: LeasePool<Conn = redis::aio::MultiplexedConnection>> RedisBackend<P> {
     /// One `MGET`.
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         if keys.is_empty() {

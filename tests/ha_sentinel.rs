@@ -1,0 +1,170 @@
+//! Redis Sentinel: the cache finds the master through the sentinels, stays
+//! fail-open while there is none, and follows the promoted replica after
+//! the master is killed, under a concurrent load of memoized calls.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "support/sentinel.rs"]
+mod sentinel_support;
+
+use std::time::{Duration, Instant};
+
+use cache_memoize::Cache;
+use sentinel_support::{SentinelGroup, MASTER_NAME};
+
+const TASKS: usize = 32;
+const KEYS: usize = 100;
+const KILL_AT: Duration = Duration::from_secs(2);
+/// How long the load goes on after the promotion.
+const AFTER: Duration = Duration::from_secs(3);
+const DOWN_AFTER: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
+
+struct Call {
+    started: Duration,
+    latency: Duration,
+    hit: bool,
+    correct: bool,
+}
+
+fn expected(key: usize) -> Vec<u64> {
+    (0..16).map(|i| (key as u64) * 1_000 + i).collect()
+}
+
+async fn call(cache: &Cache, key: usize) -> (bool, bool) {
+    let mut computed = false;
+    let value: Vec<u64> = cache
+        .get_or_compute(&format!("k{key}"), Some(Duration::from_secs(600)), || {
+            computed = true;
+            async move { expected(key) }
+        })
+        .await;
+    (!computed, value == expected(key))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_follows_a_sentinel_failover_and_fails_no_call() {
+    let group = SentinelGroup::start(DOWN_AFTER);
+    let cache = Cache::builder()
+        .sentinel(MASTER_NAME, group.sentinel_urls())
+        .prefix("ha-sentinel")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()
+        .expect("valid cache settings");
+    assert!(cache
+        .describe_backend()
+        .starts_with("redis sentinel master `mymaster` via redis://127.0.0.1:"));
+    cache
+        .ping()
+        .await
+        .expect("the master answers through the sentinels");
+    for key in 0..KEYS {
+        call(&cache, key).await;
+    }
+    assert!(call(&cache, 0).await.0, "warm: a hit");
+    let old_master = group.master_port().expect("the sentinels name a master");
+    assert_eq!(old_master, group.nodes[0].port);
+    // Both replicas have every entry before the master dies.
+    let acked = group.nodes[0].cmd(&[b"WAIT", b"2", b"5000"]);
+    assert_eq!(acked.as_int(), Some(2), "replicas in sync");
+
+    let origin = Instant::now();
+    let controller = std::thread::spawn(move || {
+        let mut group = group;
+        std::thread::sleep(KILL_AT.saturating_sub(origin.elapsed()));
+        group.node_mut(old_master).kill();
+        let killed = origin.elapsed();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (promoted, new_master) = loop {
+            match group.master_port() {
+                Some(port) if port != old_master => break (origin.elapsed(), port),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "no promotion within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (group, killed, promoted, new_master)
+    });
+    let promoted_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Duration>));
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let cache = cache.clone();
+        let promoted_at = promoted_at.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut calls = Vec::new();
+            // Bounded: the controller sets the promotion time within 30 s
+            // of the kill, or the test fails; a 60 s cap covers that case.
+            loop {
+                let now = origin.elapsed();
+                let promoted = *promoted_at.lock().unwrap();
+                if promoted.is_some_and(|p| now > p + AFTER) || now > Duration::from_secs(60) {
+                    break;
+                }
+                let key = fastrand::usize(..KEYS);
+                let t0 = Instant::now();
+                let (hit, correct) = call(&cache, key).await;
+                calls.push(Call {
+                    started: now,
+                    latency: t0.elapsed(),
+                    hit,
+                    correct,
+                });
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            calls
+        }));
+    }
+    let (group, killed, promoted, new_master) =
+        tokio::task::spawn_blocking(move || controller.join().expect("controller thread"))
+            .await
+            .unwrap();
+    *promoted_at.lock().unwrap() = Some(promoted);
+    let mut calls = Vec::new();
+    for task in tasks {
+        calls.append(&mut task.await.expect("a load task panicked"));
+    }
+    drop(group);
+
+    let failed = calls.iter().filter(|c| !c.correct).count();
+    let max_latency = calls.iter().map(|c| c.latency).max().unwrap_or_default();
+    let hits_before = calls.iter().filter(|c| c.hit && c.started < killed).count();
+    let hits_between = calls
+        .iter()
+        .filter(|c| c.hit && c.started >= killed && c.started < promoted)
+        .count();
+    let hits_back_after = calls
+        .iter()
+        .filter(|c| c.hit && c.started >= promoted)
+        .map(|c| c.started + c.latency - promoted)
+        .min();
+    let stats = cache.stats();
+    println!(
+        "master {old_master} killed at {killed:.1?}; sentinels promoted {new_master} at \
+         {promoted:.1?} ({:.1?} later)\n\
+         calls={} failed={failed} max_latency={max_latency:.1?}\n\
+         hits: {hits_before} before the kill, {hits_between} without a master; \
+         hits back {} after the promotion\n\
+         breaker openings={} errors={}",
+        promoted - killed,
+        calls.len(),
+        hits_back_after.map_or("never".into(), |d| format!("{d:.1?}")),
+        stats.breaker_openings,
+        stats.errors,
+    );
+    assert_eq!(failed, 0, "every call returns its value");
+    let bound = 2 * (CONNECT_TIMEOUT + RESPONSE_TIMEOUT) + Duration::from_millis(300);
+    assert!(
+        max_latency < bound,
+        "max latency {max_latency:?} ≥ {bound:?}"
+    );
+    let back = hits_back_after.expect("hits resume on the new master");
+    // The breaker's longest back-off is 1 s; the rest is the sentinels
+    // telling the new master's address to a new connection.
+    assert!(
+        back < Duration::from_secs(3),
+        "hits resumed only {back:?} after the promotion"
+    );
+}
