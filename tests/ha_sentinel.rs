@@ -168,3 +168,89 @@ async fn the_cache_follows_a_sentinel_failover_and_fails_no_call() {
         "hits resumed only {back:?} after the promotion"
     );
 }
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+/// `wait_for_replicas`: a delete returns only once the replicas have it,
+/// and says so when they do not; what that costs per invalidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_can_wait_for_the_replicas() {
+    const ROUNDS: usize = 300;
+    let group = SentinelGroup::start(Duration::from_secs(5));
+    let cache = |wait: bool| {
+        let builder = Cache::builder()
+            .sentinel(MASTER_NAME, group.sentinel_urls())
+            .prefix(if wait { "waiting" } else { "not-waiting" })
+            .response_timeout(Duration::from_millis(500));
+        let builder = if wait {
+            builder.wait_for_replicas(2, Duration::from_millis(200))
+        } else {
+            builder
+        };
+        builder.build().expect("valid cache settings")
+    };
+    let replicas = &group.nodes[1..];
+    let mut report = Vec::new();
+    for wait in [false, true] {
+        let cache = cache(wait);
+        let mut latencies = Vec::with_capacity(ROUNDS);
+        let mut still_on_a_replica = 0;
+        for round in 0..ROUNDS {
+            let key = format!("k{round}");
+            cache.set(&key, &round, None).await.unwrap();
+            let t0 = Instant::now();
+            assert!(cache
+                .delete(key.as_str())
+                .await
+                .expect("the delete succeeds"));
+            latencies.push(t0.elapsed());
+            let full = cache.full_key(&key);
+            still_on_a_replica += replicas
+                .iter()
+                .filter(|r| r.cmd(&[b"EXISTS", full.as_bytes()]).as_int() == Some(1))
+                .count();
+        }
+        latencies.sort();
+        if wait {
+            assert_eq!(
+                still_on_a_replica, 0,
+                "after a waiting delete, no replica has the key"
+            );
+        }
+        report.push(format!(
+            "{:<28} p50 {:>8.1?}  p99 {:>8.1?}  max {:>8.1?}  (key still on a replica right after: {still_on_a_replica} of {})",
+            if wait { "delete + WAIT 2 200ms" } else { "delete" },
+            percentile(&latencies, 50),
+            percentile(&latencies, 99),
+            latencies[ROUNDS - 1],
+            ROUNDS * replicas.len(),
+        ));
+    }
+    println!("{ROUNDS} deletes each, master + 2 replicas on loopback:");
+    for line in &report {
+        println!("  {line}");
+    }
+
+    // A stalled replica: the delete reaches the master, and says that
+    // only one replica has it.
+    let cache = cache(true);
+    cache.set("lagging", &1u8, None).await.unwrap();
+    replicas[0].pause();
+    let outcome = cache.delete("lagging").await;
+    replicas[0].resume();
+    match outcome {
+        Err(cache_memoize::Error::ReplicasBehind { acked, wanted, .. }) => {
+            assert_eq!((acked, wanted), (1, 2));
+        }
+        other => panic!("expected ReplicasBehind, got {other:?}"),
+    }
+    assert!(
+        group.nodes[0]
+            .cmd(&[b"EXISTS", cache.full_key("lagging").as_bytes()])
+            .as_int()
+            == Some(0),
+        "the master applied the delete"
+    );
+}

@@ -48,6 +48,7 @@ pub struct CacheBuilder {
     breaker: BreakerSettings,
     lock: LockSettings,
     coalesce_reads: bool,
+    wait_for_replicas: Option<(u32, Duration)>,
 }
 
 impl Default for CacheBuilder {
@@ -69,6 +70,7 @@ impl Default for CacheBuilder {
             breaker: BreakerSettings::default(),
             lock: LockSettings::default(),
             coalesce_reads: true,
+            wait_for_replicas: None,
         }
     }
 }
@@ -264,6 +266,22 @@ impl CacheBuilder {
         self
     }
 
+    /// Make every invalidation (`delete`, `delete_prefix`,
+    /// `foo_invalidate`, `foo_invalidate_all`) wait until `replicas`
+    /// replicas have it, for at most `timeout` (Redis `WAIT`, sent after the
+    /// `DEL` on the same connection). Redis replicates asynchronously: without
+    /// this, a failover right after an acknowledged delete can promote a
+    /// replica that never received it, and the old value comes back. With
+    /// it, a delete returns only once the replicas have it; if fewer answer
+    /// in time, the strict API returns [`Error::ReplicasBehind`] (the delete
+    /// did reach the master) and the fail-open `foo_invalidate` counts an
+    /// error. `timeout` must be below the response timeout. Default: off.
+    /// What it costs is measured in the README ("What a failover can lose").
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_for_replicas = (replicas > 0).then_some((replicas, timeout));
+        self
+    }
+
     /// The cache. Validates the settings and the URL but does not connect:
     /// the first call does, and a memoized call computes while Redis is away.
     pub fn build(self) -> Result<Cache> {
@@ -277,6 +295,15 @@ impl CacheBuilder {
             return Err(Error::Config(
                 "timeouts must be above zero; use e.g. Duration::from_millis(500)".into(),
             ));
+        }
+        if let Some((_, wait)) = self.wait_for_replicas {
+            if wait.is_zero() || wait >= self.response_timeout {
+                return Err(Error::Config(format!(
+                    "wait_for_replicas timeout {wait:?} must be above zero and below the \
+                     response timeout {:?}, or every delete would time out",
+                    self.response_timeout
+                )));
+            }
         }
         let tls_ca = match &self.tls_ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -294,6 +321,7 @@ impl CacheBuilder {
             response_timeout: self.response_timeout,
             breaker: self.breaker,
             tls_ca: tls_ca.clone(),
+            wait_for_replicas: self.wait_for_replicas,
         };
         let backend = match &self.url {
             Some(url) => Backend::Redis(RedisBackend::new(settings(url.clone()))?),

@@ -277,10 +277,20 @@ impl RedisBackend<ClusterPool> {
             port,
         });
         let address = format!("{host}:{port}");
-        self.scan_and_unlink(matcher, Route::Node(&address), |mut c, scan| {
-            let node = node.clone();
-            async move { Ok(redis::from_redis_value(c.route_command(scan, node).await?)?) }
-        })
+        // The UNLINKs went to this node over the cluster connection's one
+        // connection to it; a WAIT routed there follows them on it.
+        self.scan_and_unlink(
+            matcher,
+            Route::Node(&address),
+            |mut c, scan| {
+                let node = node.clone();
+                async move { Ok(redis::from_redis_value(c.route_command(scan, node).await?)?) }
+            },
+            |mut c, wait| {
+                let node = node.clone();
+                async move { Ok(redis::from_redis_value(c.route_command(wait, node).await?)?) }
+            },
+        )
         .await
     }
 }

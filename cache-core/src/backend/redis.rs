@@ -83,6 +83,9 @@ pub(crate) struct RedisSettings {
     /// PEM root certificates to trust for `rediss://` instead of the
     /// webpki roots (`CacheBuilder::tls_ca_file`).
     pub(crate) tls_ca: Option<Vec<u8>>,
+    /// `WAIT replicas timeout` after every invalidation
+    /// (`CacheBuilder::wait_for_replicas`).
+    pub(crate) wait_for_replicas: Option<(u32, Duration)>,
 }
 
 /// One Redis server (`P` = deadpool-redis's [`Pool`]) or a Redis Cluster
@@ -96,6 +99,7 @@ pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     url: RedactedUrl,
     response_timeout: Duration,
     connect_timeout: Duration,
+    wait_for_replicas: Option<(u32, Duration)>,
     release_lease: redis::Script,
     renew_lease: redis::Script,
     store_leased: redis::Script,
@@ -168,6 +172,7 @@ where
             url,
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
+            wait_for_replicas: settings.wait_for_replicas,
             release_lease: redis::Script::new(RELEASE_LEASE),
             renew_lease: redis::Script::new(RENEW_LEASE),
             store_leased: redis::Script::new(STORE_LEASED),
@@ -360,15 +365,50 @@ where
         .await
     }
 
+    /// `DEL`; with [`wait_for_replicas`](RedisSettings::wait_for_replicas),
+    /// pipelined with `WAIT` on the same connection (so on the key's node),
+    /// which answers once enough replicas have the delete.
     pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
-        self.run(Route::Key(key), |mut c| async move {
-            redis::cmd("DEL")
-                .arg(key)
-                .query_async::<u64>(&mut c)
-                .await
-                .map(|n| n > 0)
-        })
-        .await
+        let Some(wait) = self.wait_command() else {
+            return self
+                .run(Route::Key(key), |mut c| async move {
+                    redis::cmd("DEL")
+                        .arg(key)
+                        .query_async::<u64>(&mut c)
+                        .await
+                        .map(|n| n > 0)
+                })
+                .await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(key).add_command(wait);
+        let (deleted, acked): (u64, u64) = self
+            .run(Route::Key(key), |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        self.check_replicas(acked)?;
+        Ok(deleted > 0)
+    }
+
+    /// `WAIT replicas timeout`, when invalidations are to wait for replicas.
+    pub(super) fn wait_command(&self) -> Option<redis::Cmd> {
+        let (replicas, timeout) = self.wait_for_replicas?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(ttl_millis(timeout));
+        Some(wait)
+    }
+
+    /// An error unless `acked` replicas are enough.
+    pub(super) fn check_replicas(&self, acked: u64) -> Result<()> {
+        match self.wait_for_replicas {
+            Some((wanted, _)) if acked < u64::from(wanted) => Err(Error::ReplicasBehind {
+                url: self.url.clone(),
+                acked,
+                wanted,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// `SET key lease [NX] PX ttl`: whether the lease is now in the key.
@@ -482,9 +522,12 @@ impl<P: LeasePool<Conn = redis::aio::MultiplexedConnection>> RedisBackend<P> {
     /// `SCAN … MATCH` + `UNLINK` in batches: never `KEYS`, which blocks the
     /// server for as long as it takes to walk the whole keyspace.
     pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
-        self.scan_and_unlink(matcher, Route::Any, |mut c, scan| async move {
-            scan.query_async(&mut c).await
-        })
+        self.scan_and_unlink(
+            matcher,
+            Route::Any,
+            |mut c, scan| async move { scan.query_async(&mut c).await },
+            |mut c, wait| async move { wait.query_async(&mut c).await },
+        )
         .await
     }
 }
@@ -520,15 +563,21 @@ where
     /// Walks one server's keyspace with `SCAN … MATCH` (sent by `scan`, which
     /// routes it) and `UNLINK`s the keys `matcher` accepts, batch by batch:
     /// how many were deleted.
-    pub(super) async fn scan_and_unlink<S, Fut>(
+    ///
+    /// With `wait_for_replicas`, each `UNLINK` is followed by a `WAIT` sent
+    /// by `wait` (which routes it to the same node) on the same connection.
+    pub(super) async fn scan_and_unlink<S, Fut, W, WFut>(
         &self,
         matcher: &KeyMatcher,
         route: Route<'_>,
         scan: S,
+        wait: W,
     ) -> Result<u64>
     where
         S: Fn(P::Conn, redis::Cmd) -> Fut,
         Fut: Future<Output = std::result::Result<(u64, Vec<String>), RedisError>>,
+        W: Fn(P::Conn, redis::Cmd) -> WFut,
+        WFut: Future<Output = std::result::Result<u64, RedisError>>,
     {
         let glob = matcher.glob();
         let mut cursor: u64 = 0;
@@ -545,14 +594,23 @@ where
             if !keys.is_empty() {
                 // UNLINK of keys found on one node: routed per slot on a
                 // cluster, all owned by that node.
-                deleted += self
+                let wait_command = self.wait_command();
+                let wait = &wait;
+                let (unlinked, acked) = self
                     .run(route, |mut c| async move {
-                        redis::cmd("UNLINK")
+                        let unlinked = redis::cmd("UNLINK")
                             .arg(&keys)
                             .query_async::<u64>(&mut c)
-                            .await
+                            .await?;
+                        let acked = match wait_command {
+                            Some(command) => wait(c, command).await?,
+                            None => 0,
+                        };
+                        Ok((unlinked, acked))
                     })
                     .await?;
+                deleted += unlinked;
+                self.check_replicas(acked)?;
             }
             if next == 0 {
                 return Ok(deleted);
