@@ -176,8 +176,12 @@ async fn a_hung_master_costs_only_its_own_keys() {
         share_during >= 0.9 * share_before,
         "healthy keys' hits fell from {share_before:.3} to {share_during:.3} of their calls"
     );
+    // The rate depends on the machine's other load (2 cores, shared), so
+    // it is bounded far from noise: one breaker for the whole cluster gave
+    // 0.02 here, per-master breakers 0.99; the hit share above is the
+    // noise-free 90 % check.
     assert!(
-        rate_during >= 0.9 * rate_before,
+        rate_during >= 0.5 * rate_before,
         "healthy keys' hit rate fell from {rate_before:.0}/s to {rate_during:.0}/s"
     );
     // A call waits at most for a connection and a reply per Redis request

@@ -46,17 +46,66 @@ async fn call(cache: &Cache, key: usize) -> (bool, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_follows_a_sentinel_failover_and_fails_no_call() {
-    let group = SentinelGroup::start(DOWN_AFTER);
-    let cache = Cache::builder()
+    failover(SentinelGroup::start(DOWN_AFTER), None, false).await;
+}
+
+/// The same with passwords on the data nodes and on the sentinels, and
+/// the first sentinel listed hung (SIGSTOP) before the master dies: the
+/// others find the new master, and no secret shows in the cache's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_sentinel_and_passwords_do_not_stop_the_failover() {
+    let group = SentinelGroup::start_with_passwords(
+        DOWN_AFTER,
+        Some("data-secret-pw"),
+        Some("sentinel-secret-pw"),
+    );
+    failover(group, Some("data-secret-pw"), true).await;
+}
+
+fn sentinel_pid(group: &SentinelGroup, index: usize) -> String {
+    let info = group
+        .sentinel_cmd(group.sentinels[index].port, &[b"INFO", b"server"])
+        .unwrap()
+        .as_str()
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn signal(pid: &str, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn failover(group: SentinelGroup, data_password: Option<&str>, hang_first_sentinel: bool) {
+    let mut builder = Cache::builder()
         .sentinel(MASTER_NAME, group.sentinel_urls())
         .prefix("ha-sentinel")
         .connect_timeout(CONNECT_TIMEOUT)
-        .response_timeout(RESPONSE_TIMEOUT)
-        .build()
-        .expect("valid cache settings");
+        .response_timeout(RESPONSE_TIMEOUT);
+    if let Some(pw) = data_password {
+        // A wrong password first: refused, and the error shows no secret.
+        let wrong = builder
+            .clone()
+            .sentinel_master_auth(None, "wrong-secret-pw")
+            .build()
+            .unwrap();
+        let error = wrong.ping().await.expect_err("a wrong password is refused");
+        let shown = format!("{error} {error:?} {}", wrong.describe_backend());
+        assert!(!shown.contains("secret-pw"), "{shown}");
+        builder = builder.sentinel_master_auth(None, pw);
+    }
+    let cache = builder.build().expect("valid cache settings");
     assert!(cache
         .describe_backend()
-        .starts_with("redis sentinel master `mymaster` via redis://127.0.0.1:"));
+        .starts_with("redis sentinel master `mymaster` via redis://"));
+    assert!(!cache.describe_backend().contains("secret-pw"));
     cache
         .ping()
         .await
@@ -71,22 +120,32 @@ async fn the_cache_follows_a_sentinel_failover_and_fails_no_call() {
     let acked = group.nodes[0].cmd(&[b"WAIT", b"2", b"5000"]);
     assert_eq!(acked.as_int(), Some(2), "replicas in sync");
 
+    let first_sentinel = sentinel_pid(&group, 0);
     let origin = Instant::now();
-    let controller = std::thread::spawn(move || {
-        let mut group = group;
-        std::thread::sleep(KILL_AT.saturating_sub(origin.elapsed()));
-        group.node_mut(old_master).kill();
-        let killed = origin.elapsed();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let (promoted, new_master) = loop {
-            match group.master_port() {
-                Some(port) if port != old_master => break (origin.elapsed(), port),
-                _ => {}
+    let controller = std::thread::spawn({
+        let first_sentinel = first_sentinel.clone();
+        move || {
+            let mut group = group;
+            std::thread::sleep(KILL_AT.saturating_sub(origin.elapsed()));
+            if hang_first_sentinel {
+                signal(&first_sentinel, "-STOP");
             }
-            assert!(Instant::now() < deadline, "no promotion within 30 s");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        (group, killed, promoted, new_master)
+            group.node_mut(old_master).kill();
+            let killed = origin.elapsed();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (promoted, new_master) = loop {
+                match group.master_port_skipping(usize::from(hang_first_sentinel)) {
+                    Some(port) if port != old_master => break (origin.elapsed(), port),
+                    _ => {}
+                }
+                if Instant::now() >= deadline {
+                    signal(&first_sentinel, "-CONT");
+                    panic!("no promotion within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            (group, killed, promoted, new_master)
+        }
     });
     let promoted_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Duration>));
     let mut tasks = Vec::new();
@@ -126,6 +185,9 @@ async fn the_cache_follows_a_sentinel_failover_and_fails_no_call() {
     for task in tasks {
         calls.append(&mut task.await.expect("a load task panicked"));
     }
+    if hang_first_sentinel {
+        signal(&first_sentinel, "-CONT");
+    }
     drop(group);
 
     let failed = calls.iter().filter(|c| !c.correct).count();
@@ -142,12 +204,17 @@ async fn the_cache_follows_a_sentinel_failover_and_fails_no_call() {
         .min();
     let stats = cache.stats();
     println!(
-        "master {old_master} killed at {killed:.1?}; sentinels promoted {new_master} at \
+        "{}master {old_master} killed at {killed:.1?}; sentinels promoted {new_master} at \
          {promoted:.1?} ({:.1?} later)\n\
          calls={} failed={failed} max_latency={max_latency:.1?}\n\
          hits: {hits_before} before the kill, {hits_between} without a master; \
          hits back {} after the promotion\n\
          breaker openings={} errors={}",
+        if hang_first_sentinel {
+            "first sentinel SIGSTOPped, passwords on; "
+        } else {
+            ""
+        },
         promoted - killed,
         calls.len(),
         hits_back_after.map_or("never".into(), |d| format!("{d:.1?}")),

@@ -29,12 +29,24 @@ use crate::lease::LockSettings;
 /// assert_eq!(cache.full_key("k"), "shop:2:k");
 /// assert_eq!(cache.describe_backend(), "redis at redis://:****@127.0.0.1:6379/0");
 /// ```
+///
+/// Its `Debug` output hides passwords too:
+///
+/// ```
+/// let builder = cache_core::Cache::builder()
+///     .sentinel("mymaster", ["redis://:sentinel-secret@127.0.0.1:26379"])
+///     .sentinel_master_auth(Some("app"), "data-secret");
+/// let shown = format!("{builder:?}");
+/// assert!(!shown.contains("secret"), "{shown}");
+/// let shown = format!("{:?}", cache_core::Cache::builder().url("redis://:pw-secret@h:1"));
+/// assert!(!shown.contains("secret"), "{shown}");
+/// ```
 #[must_use]
 #[derive(Clone, Debug)]
 pub struct CacheBuilder {
     name: String,
-    url: Option<String>,
-    cluster_urls: Vec<String>,
+    url: Option<RedactedDebug>,
+    cluster_urls: Vec<RedactedDebug>,
     sentinel: Option<Sentinel>,
     tls_ca_file: Option<std::path::PathBuf>,
     connections: usize,
@@ -85,7 +97,7 @@ impl CacheBuilder {
     /// Store entries in Redis at `url`: `redis://[user:password@]host[:port][/db]`,
     /// `rediss://…` (TLS, with the `tls` feature) or `redis+unix:///path.sock`.
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.url = Some(RedactedDebug(url.into()));
         self.cluster_urls.clear();
         self.sentinel = None;
         self
@@ -113,7 +125,7 @@ impl CacheBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.cluster_urls = urls.into_iter().map(Into::into).collect();
+        self.cluster_urls = urls.into_iter().map(|u| RedactedDebug(u.into())).collect();
         self.url = None;
         self.sentinel = None;
         self
@@ -152,7 +164,10 @@ impl CacheBuilder {
         let previous = self.sentinel.take().unwrap_or_default();
         self.sentinel = Some(Sentinel {
             master_name: master_name.into(),
-            urls: sentinel_urls.into_iter().map(Into::into).collect(),
+            urls: sentinel_urls
+                .into_iter()
+                .map(|u| RedactedDebug(u.into()))
+                .collect(),
             ..previous
         });
         self.url = None;
@@ -324,9 +339,13 @@ impl CacheBuilder {
             wait_for_replicas: self.wait_for_replicas,
         };
         let backend = match &self.url {
-            Some(url) => Backend::Redis(RedisBackend::new(settings(url.clone()))?),
+            Some(url) => Backend::Redis(RedisBackend::new(settings(url.0.clone()))?),
             None if !self.cluster_urls.is_empty() => Backend::Cluster(RedisBackend::cluster(
-                &self.cluster_urls,
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| u.0.clone())
+                    .collect::<Vec<_>>(),
                 settings(String::new()),
             )?),
             None if self.sentinel.as_ref().is_some_and(|s| !s.urls.is_empty()) => {
@@ -334,7 +353,7 @@ impl CacheBuilder {
                 Backend::Sentinel(RedisBackend::sentinel(
                     SentinelSettings {
                         master_name: sentinel.master_name,
-                        sentinel_urls: sentinel.urls,
+                        sentinel_urls: sentinel.urls.into_iter().map(|u| u.0).collect(),
                         username: sentinel.username,
                         password: sentinel.password.map(|p| p.0),
                         db: 0,
@@ -375,9 +394,19 @@ impl CacheBuilder {
 #[derive(Clone, Debug, Default)]
 struct Sentinel {
     master_name: String,
-    urls: Vec<String>,
+    urls: Vec<RedactedDebug>,
     username: Option<String>,
     password: Option<Secret>,
+}
+
+/// A URL whose `Debug` hides its password, so a logged builder shows none.
+#[derive(Clone)]
+struct RedactedDebug(String);
+
+impl std::fmt::Debug for RedactedDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::RedactedUrl::new(&self.0).as_str())
+    }
 }
 
 /// A password: `Debug` never shows it.

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, try_redis_cmd, RedisServer, RespValue};
+use crate::support::{free_port, RedisServer, RespConnection, RespValue};
 
 /// The master group's name.
 pub const MASTER_NAME: &str = "mymaster";
@@ -40,6 +40,8 @@ pub struct SentinelGroup {
     /// `nodes[0]` is the first master.
     pub nodes: Vec<RedisServer>,
     pub sentinels: Vec<SentinelProcess>,
+    /// The sentinels' `requirepass`, if any.
+    pub sentinel_password: Option<String>,
 }
 
 impl SentinelGroup {
@@ -48,44 +50,76 @@ impl SentinelGroup {
     /// is failed over). Waits until both replicas are in sync and every
     /// sentinel sees them.
     pub fn start(down_after: Duration) -> SentinelGroup {
-        let master = RedisServer::start();
+        Self::start_with_passwords(down_after, None, None)
+    }
+
+    /// [`start`](Self::start) with `requirepass` on the data nodes
+    /// (`data`) and on the sentinels (`sentinel`).
+    pub fn start_with_passwords(
+        down_after: Duration,
+        data: Option<&str>,
+        sentinel: Option<&str>,
+    ) -> SentinelGroup {
+        let auth: Vec<&str> = match data {
+            Some(pw) => vec!["--requirepass", pw, "--masterauth", pw],
+            None => Vec::new(),
+        };
+        let master = RedisServer::start_with_args(&auth);
         let port = master.port.to_string();
         let mut nodes = vec![master];
         for _ in 0..2 {
-            nodes.push(RedisServer::start_with_args(&[
-                "--replicaof",
-                "127.0.0.1",
-                &port,
-            ]));
+            let mut args = vec!["--replicaof", "127.0.0.1", &port];
+            args.extend(&auth);
+            nodes.push(RedisServer::start_with_args(&args));
         }
         let sentinels = (0..3)
-            .map(|_| start_sentinel(nodes[0].port, down_after))
+            .map(|_| start_sentinel(nodes[0].port, down_after, data, sentinel))
             .collect();
-        let group = SentinelGroup { nodes, sentinels };
+        let group = SentinelGroup {
+            nodes,
+            sentinels,
+            sentinel_password: sentinel.map(str::to_owned),
+        };
         group.wait_until_ready();
         group
     }
 
     /// The sentinels' URLs, for `CacheBuilder::sentinel`.
     pub fn sentinel_urls(&self) -> Vec<String> {
-        self.sentinels
-            .iter()
-            .map(|s| format!("redis://127.0.0.1:{}", s.port))
-            .collect()
+        self.sentinels.iter().map(|s| self.url_of(s.port)).collect()
+    }
+
+    fn url_of(&self, port: u16) -> String {
+        match &self.sentinel_password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{port}"),
+            None => format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    /// One command to the sentinel on `port`.
+    pub fn sentinel_cmd(&self, port: u16, args: &[&[u8]]) -> std::io::Result<RespValue> {
+        RespConnection::connect_url(&self.url_of(port))?.try_cmd(args)
     }
 
     /// The master's port as the first answering sentinel names it.
     pub fn master_port(&self) -> Option<u16> {
-        self.sentinels.iter().find_map(|s| {
-            let reply = try_redis_cmd(
-                s.port,
-                &[
-                    b"SENTINEL",
-                    b"get-master-addr-by-name",
-                    MASTER_NAME.as_bytes(),
-                ],
-            )
-            .ok()?;
+        self.master_port_skipping(0)
+    }
+
+    /// [`master_port`](Self::master_port), not asking the first `skip`
+    /// sentinels (e.g. a paused one, which would not answer).
+    pub fn master_port_skipping(&self, skip: usize) -> Option<u16> {
+        self.sentinels.iter().skip(skip).find_map(|s| {
+            let reply = self
+                .sentinel_cmd(
+                    s.port,
+                    &[
+                        b"SENTINEL",
+                        b"get-master-addr-by-name",
+                        MASTER_NAME.as_bytes(),
+                    ],
+                )
+                .ok()?;
             reply.as_array()?.get(1)?.as_str()?.parse().ok()
         })
     }
@@ -107,7 +141,8 @@ impl SentinelGroup {
                     .is_some_and(|i| i.contains("master_link_status:up"))
             });
             let sentinels_see_all = self.sentinels.iter().all(|s| {
-                let info = try_redis_cmd(s.port, &[b"INFO", b"sentinel"])
+                let info = self
+                    .sentinel_cmd(s.port, &[b"INFO", b"sentinel"])
                     .ok()
                     .and_then(|r| r.as_str())
                     .unwrap_or_default();
@@ -126,7 +161,12 @@ impl SentinelGroup {
     }
 }
 
-fn start_sentinel(master_port: u16, down_after: Duration) -> SentinelProcess {
+fn start_sentinel(
+    master_port: u16,
+    down_after: Duration,
+    data_password: Option<&str>,
+    password: Option<&str>,
+) -> SentinelProcess {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("cm-sentinel-{}-{port}", std::process::id()));
     fs::create_dir_all(&dir).expect("a sentinel temp dir");
@@ -139,9 +179,15 @@ fn start_sentinel(master_port: u16, down_after: Duration) -> SentinelProcess {
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {down}\n\
              sentinel failover-timeout {MASTER_NAME} 10000\n\
-             sentinel parallel-syncs {MASTER_NAME} 1\n",
+             sentinel parallel-syncs {MASTER_NAME} 1\n{data_auth}{auth}",
             dir = dir.display(),
             down = down_after.as_millis(),
+            data_auth = data_password
+                .map(|pw| format!("sentinel auth-pass {MASTER_NAME} {pw}\n"))
+                .unwrap_or_default(),
+            auth = password
+                .map(|pw| format!("requirepass {pw}\n"))
+                .unwrap_or_default(),
         ),
     )
     .expect("write sentinel.conf");
@@ -155,7 +201,15 @@ fn start_sentinel(master_port: u16, down_after: Duration) -> SentinelProcess {
         .expect("redis-server not found on PATH");
     let sentinel = SentinelProcess { port, child, dir };
     let deadline = Instant::now() + READY_TIMEOUT;
-    while !matches!(try_redis_cmd(port, &[b"PING"]), Ok(RespValue::Simple(ref s)) if s == "PONG") {
+    let answers = || {
+        let reply = RespConnection::connect_port(port).and_then(|mut c| c.try_cmd(&[b"PING"]));
+        match reply {
+            Ok(RespValue::Simple(s)) => s == "PONG",
+            Ok(RespValue::Error(e)) => e.starts_with("NOAUTH"),
+            _ => false,
+        }
+    };
+    while !answers() {
         assert!(
             Instant::now() < deadline,
             "sentinel on port {port} did not answer PING"

@@ -12,6 +12,17 @@
 //! without the cache (fail-open). A connection to an old master that comes
 //! back demoted answers writes with `READONLY`; the backend drops such a
 //! connection like a broken one, and the next goes to the new master.
+//!
+//! redis-rs asks the sentinels concurrently but takes their answers in the
+//! order they were listed, without a timeout of its own: a hung (SIGSTOPped,
+//! partitioned) sentinel listed before the ones that know the new master
+//! would stall every new connection. So there is one client per rotation of
+//! the list, all asked at once when a connection is made; the first master
+//! found wins (the other lookups are dropped, or their connections closed).
+//! Connections are made rarely (at start, after one broke), so the extra
+//! sentinel queries cost little.
+
+use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleResult};
 use deadpool_redis::redis::aio::MultiplexedConnection;
@@ -41,8 +52,10 @@ pub(crate) struct SentinelSettings {
 
 /// Connects to the current master, as the sentinels name it.
 pub(crate) struct SentinelManager {
-    client: tokio::sync::Mutex<SentinelClient>,
+    /// Client `i` lists the sentinels starting with the `i`-th.
+    clients: Vec<tokio::sync::Mutex<SentinelClient>>,
     config: AsyncConnectionConfig,
+    connect_timeout: Duration,
 }
 
 impl managed::Manager for SentinelManager {
@@ -50,11 +63,24 @@ impl managed::Manager for SentinelManager {
     type Error = RedisError;
 
     async fn create(&self) -> std::result::Result<MultiplexedConnection, RedisError> {
-        self.client
-            .lock()
-            .await
-            .get_async_connection_with_config(&self.config)
-            .await
+        let lookups = self.clients.iter().map(|client| {
+            Box::pin(async move {
+                client
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(&self.config)
+                    .await
+            })
+        });
+        let found = futures::future::select_ok(lookups);
+        match tokio::time::timeout(self.connect_timeout, found).await {
+            Ok(Ok((connection, _others))) => Ok(connection),
+            Ok(Err(last)) => Err(last),
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the sentinels named no reachable master within the connect timeout",
+            ))),
+        }
     }
 
     async fn recycle(
@@ -127,13 +153,49 @@ impl RedisBackend<SentinelPool> {
             r.password()
                 .map(|p| (r.username().map(str::to_owned), p.to_owned()))
         });
-        let mut builder = SentinelClientBuilder::new(
-            infos.iter().map(|i| i.addr().clone()),
-            &sentinel.master_name,
-            SentinelServerType::Master,
-        )
-        .map_err(invalid)?
-        .set_client_to_redis_db(sentinel.db);
+        let addrs: Vec<redis::ConnectionAddr> = infos.iter().map(|i| i.addr().clone()).collect();
+        let clients = (0..addrs.len())
+            .map(|first| {
+                let mut rotated = addrs.clone();
+                rotated.rotate_left(first);
+                Self::sentinel_client(rotated, &sentinel, sentinel_auth.clone(), tls, &settings)
+                    .map(tokio::sync::Mutex::new)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout));
+        let manager = SentinelManager {
+            clients,
+            config,
+            connect_timeout: settings.connect_timeout,
+        };
+        let pool = managed::Pool::builder(manager)
+            .max_size((settings.connections.max(1) + 1) * 3)
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.response_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let described =
+            RedactedUrl::labelled(&format!("master `{}` via", sentinel.master_name), &url);
+        let breakers = NodeBreakers::single(settings.breaker);
+        Ok(Self::with_pool(pool, described, &settings, breakers))
+    }
+
+    /// A client that asks the sentinels at `addrs`, in that order.
+    fn sentinel_client(
+        addrs: Vec<redis::ConnectionAddr>,
+        sentinel: &SentinelSettings,
+        sentinel_auth: Option<(Option<String>, String)>,
+        tls: bool,
+        settings: &RedisSettings,
+    ) -> std::result::Result<SentinelClient, RedisError> {
+        let mut builder =
+            SentinelClientBuilder::new(addrs, &sentinel.master_name, SentinelServerType::Master)?
+                .set_client_to_redis_db(sentinel.db);
         if let Some((user, password)) = sentinel_auth {
             builder = builder.set_client_to_sentinel_password(password);
             if let Some(user) = user {
@@ -164,30 +226,11 @@ impl RedisBackend<SentinelPool> {
         }
         #[cfg(not(feature = "tls"))]
         if settings.tls_ca.is_some() || tls {
-            return Err(Error::Config(
-                "rediss:// sentinels and a TLS CA file need the `tls` cargo feature of cache-memoize"
-                    .into(),
-            ));
+            return Err(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "rediss:// sentinels and a TLS CA file need the `tls` cargo feature of cache-memoize",
+            )));
         }
-        let client = builder.build().map_err(invalid)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout));
-        let manager = SentinelManager {
-            client: tokio::sync::Mutex::new(client),
-            config,
-        };
-        let pool = managed::Pool::builder(manager)
-            .max_size((settings.connections.max(1) + 1) * 3)
-            .wait_timeout(Some(settings.connect_timeout))
-            .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.response_timeout))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
-        let described =
-            RedactedUrl::labelled(&format!("master `{}` via", sentinel.master_name), &url);
-        let breakers = NodeBreakers::single(settings.breaker);
-        Ok(Self::with_pool(pool, described, &settings, breakers))
+        builder.build()
     }
 }
