@@ -100,6 +100,10 @@ pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     response_timeout: Duration,
     connect_timeout: Duration,
     wait_for_replicas: Option<(u32, Duration)>,
+    /// Whether a timed-out request drops its connection (Sentinel: the
+    /// node may be a stalled old master, and only a new connection asks
+    /// the sentinels where the master is now).
+    pub(super) timeouts_break_connections: bool,
     release_lease: redis::Script,
     renew_lease: redis::Script,
     store_leased: redis::Script,
@@ -173,6 +177,7 @@ where
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
             wait_for_replicas: settings.wait_for_replicas,
+            timeouts_break_connections: false,
             release_lease: redis::Script::new(RELEASE_LEASE),
             renew_lease: redis::Script::new(RENEW_LEASE),
             store_leased: redis::Script::new(STORE_LEASED),
@@ -327,7 +332,7 @@ where
             // I/O error): on a cluster it may be one stalled node behind a
             // connection that reaches the others, and a new connection would
             // have to wait for that node too.
-            if broke && !e.is_timeout() {
+            if (broke && !e.is_timeout()) || (e.is_timeout() && self.timeouts_break_connections) {
                 // It broke: detach it so the next request gets a new one.
                 self.connections.discard(&leased);
             }

@@ -11,7 +11,10 @@
 //! within the connect timeout, the breaker opens, and memoized calls compute
 //! without the cache (fail-open). A connection to an old master that comes
 //! back demoted answers writes with `READONLY`; the backend drops such a
-//! connection like a broken one, and the next goes to the new master.
+//! connection like a broken one, and the next goes to the new master. So
+//! does a request that times out: a stalled (not dead) old master keeps its
+//! TCP connections open, and without a new connection the cache would
+//! never ask the sentinels again.
 //!
 //! redis-rs asks the sentinels concurrently but takes their answers in the
 //! order they were listed, without a timeout of its own: a hung (SIGSTOPped,
@@ -182,7 +185,9 @@ impl RedisBackend<SentinelPool> {
         let described =
             RedactedUrl::labelled(&format!("master `{}` via", sentinel.master_name), &url);
         let breakers = NodeBreakers::single(settings.breaker);
-        Ok(Self::with_pool(pool, described, &settings, breakers))
+        let mut backend = Self::with_pool(pool, described, &settings, breakers);
+        backend.timeouts_break_connections = true;
+        Ok(backend)
     }
 
     /// A client that asks the sentinels at `addrs`, in that order.
