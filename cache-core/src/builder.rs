@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::backend::RedisSettings;
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
+use crate::backend::{RedisSettings, SentinelSettings};
 use crate::cache::{Cache, Inner};
 use crate::circuit_breaker::BreakerSettings;
 use crate::codec::Codec;
@@ -29,12 +29,25 @@ use crate::lease::LockSettings;
 /// assert_eq!(cache.full_key("k"), "shop:2:k");
 /// assert_eq!(cache.describe_backend(), "redis at redis://:****@127.0.0.1:6379/0");
 /// ```
+///
+/// Its `Debug` output hides passwords too:
+///
+/// ```
+/// let builder = cache_core::Cache::builder()
+///     .sentinel("mymaster", ["redis://:sentinel-secret@127.0.0.1:26379"])
+///     .sentinel_master_auth(Some("app"), "data-secret");
+/// let shown = format!("{builder:?}");
+/// assert!(!shown.contains("secret"), "{shown}");
+/// let shown = format!("{:?}", cache_core::Cache::builder().url("redis://:pw-secret@h:1"));
+/// assert!(!shown.contains("secret"), "{shown}");
+/// ```
 #[must_use]
 #[derive(Clone, Debug)]
 pub struct CacheBuilder {
     name: String,
-    url: Option<String>,
-    cluster_urls: Vec<String>,
+    url: Option<RedactedDebug>,
+    cluster_urls: Vec<RedactedDebug>,
+    sentinel: Option<Sentinel>,
     tls_ca_file: Option<std::path::PathBuf>,
     connections: usize,
     connect_timeout: Duration,
@@ -47,6 +60,7 @@ pub struct CacheBuilder {
     breaker: BreakerSettings,
     lock: LockSettings,
     coalesce_reads: bool,
+    wait_for_replicas: Option<(u32, Duration)>,
 }
 
 impl Default for CacheBuilder {
@@ -55,6 +69,7 @@ impl Default for CacheBuilder {
             name: "default".into(),
             url: None,
             cluster_urls: Vec::new(),
+            sentinel: None,
             tls_ca_file: None,
             connections: 1,
             connect_timeout: Duration::from_secs(1),
@@ -67,6 +82,7 @@ impl Default for CacheBuilder {
             breaker: BreakerSettings::default(),
             lock: LockSettings::default(),
             coalesce_reads: true,
+            wait_for_replicas: None,
         }
     }
 }
@@ -81,8 +97,9 @@ impl CacheBuilder {
     /// Store entries in Redis at `url`: `redis://[user:password@]host[:port][/db]`,
     /// `rediss://…` (TLS, with the `tls` feature) or `redis+unix:///path.sock`.
     pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.url = Some(RedactedDebug(url.into()));
         self.cluster_urls.clear();
+        self.sentinel = None;
         self
     }
 
@@ -108,8 +125,67 @@ impl CacheBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.cluster_urls = urls.into_iter().map(Into::into).collect();
+        self.cluster_urls = urls.into_iter().map(|u| RedactedDebug(u.into())).collect();
         self.url = None;
+        self.sentinel = None;
+        self
+    }
+
+    /// Store entries in the master of a Redis Sentinel group: `master_name`
+    /// as in `sentinel monitor <master_name> …`, `sentinel_urls` some of its
+    /// sentinels (`redis://[user:password@]host:port`, the sentinels' own
+    /// credentials; `rediss://…` with the `tls` feature, which then reaches
+    /// the data nodes over TLS too). Replaces a [`url`](Self::url).
+    ///
+    /// Every new connection asks the sentinels for the current master, so
+    /// the cache follows a failover: calls compute without the cache
+    /// (fail-open) from the old master's death until the sentinels promote
+    /// a replica, then hit again on the new master. See the README on what
+    /// a failover can lose. The data nodes' password, if any, is given with
+    /// [`sentinel_master_auth`](Self::sentinel_master_auth).
+    ///
+    /// ```
+    /// use cache_core::Cache;
+    /// let cache = Cache::builder()
+    ///     .sentinel("mymaster", ["redis://:pw@10.0.0.1:26379", "redis://:pw@10.0.0.2:26379"])
+    ///     .sentinel_master_auth(None, "data-secret")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     cache.describe_backend(),
+    ///     "redis sentinel master `mymaster` via redis://:****@10.0.0.1:26379,redis://:****@10.0.0.2:26379"
+    /// );
+    /// ```
+    pub fn sentinel<I, S>(mut self, master_name: impl Into<String>, sentinel_urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let previous = self.sentinel.take().unwrap_or_default();
+        self.sentinel = Some(Sentinel {
+            master_name: master_name.into(),
+            urls: sentinel_urls
+                .into_iter()
+                .map(|u| RedactedDebug(u.into()))
+                .collect(),
+            ..previous
+        });
+        self.url = None;
+        self.cluster_urls.clear();
+        self
+    }
+
+    /// Credentials of the Sentinel group's data nodes (master and replicas),
+    /// as `AUTH [username] password`; the sentinels' own come from their
+    /// URLs. Only used with [`sentinel`](Self::sentinel). Never logged.
+    pub fn sentinel_master_auth(
+        mut self,
+        username: Option<&str>,
+        password: impl Into<String>,
+    ) -> Self {
+        let sentinel = self.sentinel.get_or_insert_with(Sentinel::default);
+        sentinel.username = username.map(str::to_owned);
+        sentinel.password = Some(Secret(password.into()));
         self
     }
 
@@ -126,6 +202,7 @@ impl CacheBuilder {
     pub fn in_memory(mut self) -> Self {
         self.url = None;
         self.cluster_urls.clear();
+        self.sentinel = None;
         self
     }
 
@@ -204,6 +281,22 @@ impl CacheBuilder {
         self
     }
 
+    /// Make every invalidation (`delete`, `delete_prefix`,
+    /// `foo_invalidate`, `foo_invalidate_all`) wait until `replicas`
+    /// replicas have it, for at most `timeout` (Redis `WAIT`, sent after the
+    /// `DEL` on the same connection). Redis replicates asynchronously: without
+    /// this, a failover right after an acknowledged delete can promote a
+    /// replica that never received it, and the old value comes back. With
+    /// it, a delete returns only once the replicas have it; if fewer answer
+    /// in time, the strict API returns [`Error::ReplicasBehind`] (the delete
+    /// did reach the master) and the fail-open `foo_invalidate` counts an
+    /// error. `timeout` must be below the response timeout. Default: off.
+    /// What it costs is measured in the README ("What a failover can lose").
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait_for_replicas = (replicas > 0).then_some((replicas, timeout));
+        self
+    }
+
     /// The cache. Validates the settings and the URL but does not connect:
     /// the first call does, and a memoized call computes while Redis is away.
     pub fn build(self) -> Result<Cache> {
@@ -217,6 +310,15 @@ impl CacheBuilder {
             return Err(Error::Config(
                 "timeouts must be above zero; use e.g. Duration::from_millis(500)".into(),
             ));
+        }
+        if let Some((_, wait)) = self.wait_for_replicas {
+            if wait.is_zero() || wait >= self.response_timeout {
+                return Err(Error::Config(format!(
+                    "wait_for_replicas timeout {wait:?} must be above zero and below the \
+                     response timeout {:?}, or every delete would time out",
+                    self.response_timeout
+                )));
+            }
         }
         let tls_ca = match &self.tls_ca_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -234,13 +336,31 @@ impl CacheBuilder {
             response_timeout: self.response_timeout,
             breaker: self.breaker,
             tls_ca: tls_ca.clone(),
+            wait_for_replicas: self.wait_for_replicas,
         };
         let backend = match &self.url {
-            Some(url) => Backend::Redis(RedisBackend::new(settings(url.clone()))?),
+            Some(url) => Backend::Redis(RedisBackend::new(settings(url.0.clone()))?),
             None if !self.cluster_urls.is_empty() => Backend::Cluster(RedisBackend::cluster(
-                &self.cluster_urls,
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| u.0.clone())
+                    .collect::<Vec<_>>(),
                 settings(String::new()),
             )?),
+            None if self.sentinel.as_ref().is_some_and(|s| !s.urls.is_empty()) => {
+                let sentinel = self.sentinel.clone().unwrap_or_default();
+                Backend::Sentinel(RedisBackend::sentinel(
+                    SentinelSettings {
+                        master_name: sentinel.master_name,
+                        sentinel_urls: sentinel.urls.into_iter().map(|u| u.0).collect(),
+                        username: sentinel.username,
+                        password: sentinel.password.map(|p| p.0),
+                        db: 0,
+                    },
+                    settings(String::new()),
+                )?)
+            }
             None => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
         };
         Ok(Cache::from_inner(Inner {
@@ -269,5 +389,34 @@ impl CacheBuilder {
         let cache = self.build()?;
         cache.ping().await?;
         Ok(cache)
+    }
+}
+
+/// A Sentinel group to find the master through.
+#[derive(Clone, Debug, Default)]
+struct Sentinel {
+    master_name: String,
+    urls: Vec<RedactedDebug>,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+/// A URL whose `Debug` hides its password, so a logged builder shows none.
+#[derive(Clone)]
+struct RedactedDebug(String);
+
+impl std::fmt::Debug for RedactedDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::RedactedUrl::new(&self.0).as_str())
+    }
+}
+
+/// A password: `Debug` never shows it.
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
     }
 }

@@ -82,6 +82,22 @@ pub enum Error {
         deleted: u64,
     },
 
+    /// An invalidation was applied on the master, but fewer replicas than
+    /// `CacheBuilder::wait_for_replicas` asks for acknowledged it within
+    /// its timeout: a failover now could bring the deleted value back.
+    #[error(
+        "the delete reached the master at {url}, but only {acked} of {wanted} replicas \
+         acknowledged it in time; a failover now may undo it (see `wait_for_replicas`)"
+    )]
+    ReplicasBehind {
+        /// The master (or the cluster's seed nodes), password hidden.
+        url: RedactedUrl,
+        /// Replicas that acknowledged the delete.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u32,
+    },
+
     /// More memoized calls were looking up at once than the cache allows,
     /// and this one waited its whole response timeout for a turn.
     #[error(

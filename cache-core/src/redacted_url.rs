@@ -32,6 +32,14 @@ impl RedactedUrl {
         }
     }
 
+    /// `url` (already redacted) with a label in front, e.g. a Sentinel
+    /// master group's name before its sentinels' URLs.
+    pub(crate) fn labelled(label: &str, url: &RedactedUrl) -> Self {
+        Self {
+            redacted: format!("{label} {}", url.redacted),
+        }
+    }
+
     /// The redacted text.
     pub fn as_str(&self) -> &str {
         &self.redacted

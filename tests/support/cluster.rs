@@ -30,6 +30,13 @@ impl LocalCluster {
     /// Starts `MASTERS` cluster-enabled servers, assigns the 16384 slots over
     /// them and waits until every node reports `cluster_state:ok`.
     pub fn start() -> LocalCluster {
+        Self::start_with_node_timeout(Duration::from_secs(2))
+    }
+
+    /// [`start`](Self::start) with another `cluster-node-timeout` (how long
+    /// a silent node goes before the others flag it; Redis's default is 15 s).
+    pub fn start_with_node_timeout(node_timeout: Duration) -> LocalCluster {
+        let node_timeout = node_timeout.as_millis().to_string();
         let nodes: Vec<RedisServer> = (0..MASTERS)
             .map(|_| {
                 RedisServer::start_with_args(&[
@@ -38,7 +45,7 @@ impl LocalCluster {
                     "--cluster-config-file",
                     "{dir}/nodes.conf",
                     "--cluster-node-timeout",
-                    "2000",
+                    &node_timeout,
                 ])
             })
             .collect();

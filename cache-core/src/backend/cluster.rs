@@ -29,6 +29,7 @@ use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo}
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::PoolError;
 
+use super::node_breakers::{NodeBreakers, Route, SlotRange};
 use super::redis::{connection_info, describe_url_error, Entry, RedisSettings};
 use super::shared_connection::LeasePool;
 use super::RedisBackend;
@@ -82,6 +83,31 @@ impl LeasePool for ClusterPool {
 
     fn detach(object: Self::Object) {
         drop(managed::Object::take(object));
+    }
+
+    /// `CLUSTER SLOTS`, asked of the given masters in turn (those with a
+    /// closed breaker first), then of any node: at most one response
+    /// timeout per node asked, in the background.
+    async fn slot_ranges(
+        mut conn: ClusterConnection,
+        nodes: Vec<(String, u16)>,
+    ) -> Option<Vec<SlotRange>> {
+        let targets = nodes
+            .into_iter()
+            .map(|(host, port)| SingleNodeRoutingInfo::ByAddress { host, port })
+            .chain([SingleNodeRoutingInfo::Random]);
+        for target in targets {
+            let asked = conn
+                .route_command(
+                    redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                    RoutingInfo::SingleNode(target),
+                )
+                .await;
+            if let Some(ranges) = asked.ok().as_ref().and_then(parse_cluster_slots) {
+                return Some(ranges);
+            }
+        }
+        None
     }
 }
 
@@ -142,7 +168,33 @@ impl RedisBackend<ClusterPool> {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Self::with_pool(pool, url, &settings))
+        let breakers = NodeBreakers::cluster(settings.breaker);
+        Ok(Self::with_pool(pool, url, &settings, breakers))
+    }
+
+    /// One `MGET` per hash slot, all sent at once, each answering to the
+    /// breaker of its slot's master, recombined in order.
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            by_slot.entry(hash_slot(key)).or_default().push(i);
+        }
+        let reads = by_slot.into_iter().map(|(slot, indices)| async move {
+            let group: Vec<&String> = indices.iter().map(|&i| &keys[i]).collect();
+            let values: Vec<Option<Vec<u8>>> = self
+                .run(Route::Slot(slot), |mut c| async move {
+                    redis::cmd("MGET").arg(&group).query_async(&mut c).await
+                })
+                .await?;
+            Ok::<_, Error>((indices, values))
+        });
+        let mut found = vec![None; keys.len()];
+        for (indices, values) in futures::future::try_join_all(reads).await? {
+            for (i, value) in indices.into_iter().zip(values) {
+                found[i] = value;
+            }
+        }
+        Ok(found)
     }
 
     /// One pipeline of `SET key value [PX ttl]` per hash slot (a pipeline
@@ -153,8 +205,8 @@ impl RedisBackend<ClusterPool> {
             by_slot.entry(hash_slot(&entry.0)).or_default().push(entry);
         }
         let writes = by_slot
-            .into_values()
-            .map(|group| self.write_pipeline(group, ttl));
+            .into_iter()
+            .map(|(slot, group)| self.write_pipeline(group, ttl, Route::Slot(slot)));
         futures::future::try_join_all(writes).await.map(drop)
     }
 
@@ -195,7 +247,7 @@ impl RedisBackend<ClusterPool> {
     /// seed nodes in turn (the first one asked may be the one that is down).
     async fn cluster_nodes(&self) -> Result<String> {
         let ask = |routing: SingleNodeRoutingInfo| {
-            self.run(move |mut c| async move {
+            self.run(Route::Any, move |mut c| async move {
                 let value = c
                     .route_command(
                         redis::cmd("CLUSTER").arg("NODES").clone(),
@@ -224,12 +276,62 @@ impl RedisBackend<ClusterPool> {
             host: host.to_owned(),
             port,
         });
-        self.scan_and_unlink(matcher, |mut c, scan| {
-            let node = node.clone();
-            async move { Ok(redis::from_redis_value(c.route_command(scan, node).await?)?) }
-        })
+        let address = format!("{host}:{port}");
+        // The UNLINKs went to this node over the cluster connection's one
+        // connection to it; a WAIT routed there follows them on it.
+        self.scan_and_unlink(
+            matcher,
+            Route::Node(&address),
+            |mut c, scan| {
+                let node = node.clone();
+                async move { Ok(redis::from_redis_value(c.route_command(scan, node).await?)?) }
+            },
+            |mut c, wait| {
+                let node = node.clone();
+                async move { Ok(redis::from_redis_value(c.route_command(wait, node).await?)?) }
+            },
+        )
         .await
     }
+}
+
+/// The slot ranges and their masters' `host:port` in a `CLUSTER SLOTS`
+/// reply (`[[start, end, [host, port, id, …], replicas…], …]`); ranges whose
+/// master has no known endpoint (`""` or `"?"`) are left out.
+fn parse_cluster_slots(reply: &redis::Value) -> Option<Vec<SlotRange>> {
+    use redis::Value;
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let Value::Array(ranges) = reply else {
+        return None;
+    };
+    let mut parsed = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            return None;
+        };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return None;
+        };
+        let (Some(host), Some(Value::Int(port))) = (master.first().and_then(text), master.get(1))
+        else {
+            return None;
+        };
+        if host.is_empty() || host == "?" {
+            continue;
+        }
+        parsed.push((
+            u16::try_from(*start).ok()?,
+            u16::try_from(*end).ok()?,
+            format!("{host}:{port}"),
+        ));
+    }
+    Some(parsed)
 }
 
 /// A master in a `CLUSTER NODES` reply.
@@ -270,7 +372,7 @@ fn masters(nodes: &str) -> Vec<Master> {
 
 /// The cluster hash slot of `key`: CRC16 (XMODEM) of the key, or of its
 /// `{hash tag}` when it has a non-empty one, modulo 16384.
-fn hash_slot(key: &str) -> u16 {
+pub(super) fn hash_slot(key: &str) -> u16 {
     let bytes = key.as_bytes();
     let hashed = match bytes.iter().position(|&b| b == b'{') {
         Some(open) => match bytes[open + 1..].iter().position(|&b| b == b'}') {
@@ -306,6 +408,40 @@ mod tests {
         // ... and the tag runs from the first `{` to the next `}`.
         assert_eq!(hash_slot("foo{{bar}}zap"), 4015);
         assert_eq!(hash_slot("{bar"), 4015);
+    }
+
+    #[test]
+    fn slot_ranges_are_read_from_cluster_slots() {
+        use redis::Value;
+        let node = |host: &str, port| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("127.0.0.1", 30001),
+                node("127.0.0.1", 30004),
+            ]),
+            Value::Array(vec![Value::Int(5461), Value::Int(10922), node("", 30002)]),
+            Value::Array(vec![
+                Value::Int(10923),
+                Value::Int(16383),
+                node("10.0.0.3", 30003),
+            ]),
+        ]);
+        assert_eq!(
+            parse_cluster_slots(&reply),
+            Some(vec![
+                (0, 5460, "127.0.0.1:30001".into()),
+                (10923, 16383, "10.0.0.3:30003".into()),
+            ])
+        );
+        assert_eq!(parse_cluster_slots(&Value::Okay), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 mod cluster;
 mod memory;
+mod node_breakers;
 mod redis;
+mod sentinel;
 mod shared_connection;
 
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 pub(crate) use self::cluster::ClusterPool;
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::redis::{RedisBackend, RedisSettings};
+pub(crate) use self::sentinel::{SentinelPool, SentinelSettings};
 use crate::circuit_breaker::BreakerState;
 use crate::codec::header::Lease;
 use crate::error::Result;
@@ -21,6 +24,7 @@ use crate::key::KeyMatcher;
 pub(crate) enum Backend {
     Redis(RedisBackend),
     Cluster(RedisBackend<ClusterPool>),
+    Sentinel(RedisBackend<SentinelPool>),
     Memory(MemoryBackend),
 }
 
@@ -29,6 +33,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.get(key).await,
             Backend::Cluster(b) => b.get(key).await,
+            Backend::Sentinel(b) => b.get(key).await,
             // Boxed (here and in `set`): moka's futures are large, and every
             // memoized call in flight would carry their size.
             Backend::Memory(b) => Ok(Box::pin(b.get(key)).await),
@@ -39,6 +44,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.set(key, value, ttl).await,
             Backend::Cluster(b) => b.set(key, value, ttl).await,
+            Backend::Sentinel(b) => b.set(key, value, ttl).await,
             Backend::Memory(b) => {
                 Box::pin(b.set(key, value, ttl)).await;
                 Ok(())
@@ -50,6 +56,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.get_many(keys).await,
             Backend::Cluster(b) => b.get_many(keys).await,
+            Backend::Sentinel(b) => b.get_many(keys).await,
             Backend::Memory(b) => {
                 let mut found = Vec::with_capacity(keys.len());
                 for key in keys {
@@ -68,6 +75,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.set_many(entries, ttl).await,
             Backend::Cluster(b) => b.set_many(entries, ttl).await,
+            Backend::Sentinel(b) => b.set_many(entries, ttl).await,
             Backend::Memory(b) => {
                 for (key, entry) in entries {
                     b.set(key, entry, ttl).await;
@@ -81,6 +89,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.delete(key).await,
             Backend::Cluster(b) => b.delete(key).await,
+            Backend::Sentinel(b) => b.delete(key).await,
             Backend::Memory(b) => Ok(b.delete(key).await),
         }
     }
@@ -89,6 +98,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.delete_matching(matcher).await,
             Backend::Cluster(b) => b.delete_matching(matcher).await,
+            Backend::Sentinel(b) => b.delete_matching(matcher).await,
             Backend::Memory(b) => Ok(b.delete_matching(matcher).await),
         }
     }
@@ -107,6 +117,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.take_lease(key, lease, ttl, overwrite).await,
             Backend::Cluster(b) => b.take_lease(key, lease, ttl, overwrite).await,
+            Backend::Sentinel(b) => b.take_lease(key, lease, ttl, overwrite).await,
             Backend::Memory(b) => Ok(Box::pin(b.take_lease(key, lease, ttl, overwrite)).await),
         }
     }
@@ -123,6 +134,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.store_leased(key, lease, value, ttl).await,
             Backend::Cluster(b) => b.store_leased(key, lease, value, ttl).await,
+            Backend::Sentinel(b) => b.store_leased(key, lease, value, ttl).await,
             Backend::Memory(b) => Ok(Box::pin(b.store_leased(key, lease, value, ttl)).await),
         }
     }
@@ -155,6 +167,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.renew_lease(key, lease, ttl).await,
             Backend::Cluster(b) => b.renew_lease(key, lease, ttl).await,
+            Backend::Sentinel(b) => b.renew_lease(key, lease, ttl).await,
             Backend::Memory(b) => Ok(Box::pin(b.renew_lease(key, lease, ttl)).await),
         }
     }
@@ -174,14 +187,16 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.release_lease(key, lease).await,
             Backend::Cluster(b) => b.release_lease(key, lease).await,
+            Backend::Sentinel(b) => b.release_lease(key, lease).await,
             Backend::Memory(b) => Ok(Box::pin(b.release_lease(key, lease)).await),
         }
     }
 
     pub(crate) fn breaker(&self) -> (BreakerState, u64) {
         match self {
-            Backend::Redis(b) => (b.breaker_state(), b.breaker_openings()),
-            Backend::Cluster(b) => (b.breaker_state(), b.breaker_openings()),
+            Backend::Redis(b) => b.breakers(),
+            Backend::Cluster(b) => b.breakers(),
+            Backend::Sentinel(b) => b.breakers(),
             Backend::Memory(_) => (BreakerState::Closed, 0),
         }
     }
@@ -190,6 +205,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.ping().await,
             Backend::Cluster(b) => b.ping().await,
+            Backend::Sentinel(b) => b.ping().await,
             Backend::Memory(_) => Ok(()),
         }
     }
@@ -198,6 +214,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => format!("redis at {}", b.url()),
             Backend::Cluster(b) => format!("redis cluster at {}", b.url()),
+            Backend::Sentinel(b) => format!("redis sentinel {}", b.url()),
             Backend::Memory(_) => "in-memory".to_owned(),
         }
     }

@@ -9,8 +9,9 @@ use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Pool, PoolError, Runtime};
 
+use super::node_breakers::{NodeBreakers, Route};
 use super::shared_connection::{LeasePool, Leased, SharedConnection};
-use crate::circuit_breaker::{BreakerSettings, BreakerState, CircuitBreaker, PermitKind};
+use crate::circuit_breaker::{BreakerSettings, BreakerState, PermitKind};
 use crate::error::{Error, Result};
 use crate::key::KeyMatcher;
 use crate::redacted_url::RedactedUrl;
@@ -99,6 +100,9 @@ pub(crate) struct RedisSettings {
     /// PEM root certificates to trust for `rediss://` instead of the
     /// webpki roots (`CacheBuilder::tls_ca_file`).
     pub(crate) tls_ca: Option<Vec<u8>>,
+    /// `WAIT replicas timeout` after every invalidation
+    /// (`CacheBuilder::wait_for_replicas`).
+    pub(crate) wait_for_replicas: Option<(u32, Duration)>,
 }
 
 /// One Redis server (`P` = deadpool-redis's [`Pool`]) or a Redis Cluster
@@ -107,10 +111,16 @@ pub(crate) struct RedisSettings {
 /// (`set_many`, `delete_matching`) live in an `impl` per kind.
 pub(crate) struct RedisBackend<P: LeasePool = Pool> {
     pub(super) connections: SharedConnection<P>,
-    breaker: CircuitBreaker,
+    /// One per Cluster master (see [`NodeBreakers`]), or one in all.
+    breakers: std::sync::Arc<NodeBreakers>,
     url: RedactedUrl,
     response_timeout: Duration,
     connect_timeout: Duration,
+    wait_for_replicas: Option<(u32, Duration)>,
+    /// Whether a timed-out request drops its connection (Sentinel: the
+    /// node may be a stalled old master, and only a new connection asks
+    /// the sentinels where the master is now).
+    pub(super) timeouts_break_connections: bool,
     release_lease: redis::Script,
     renew_lease: redis::Script,
     store_leased: redis::Script,
@@ -131,7 +141,7 @@ impl<P: LeasePool> std::fmt::Debug for RedisBackend<P> {
         f.debug_struct("RedisBackend")
             .field("url", &self.url)
             .field("response_timeout", &self.response_timeout)
-            .field("breaker", &self.breaker.state())
+            .field("breakers", &self.breakers)
             .finish_non_exhaustive()
     }
 }
@@ -162,7 +172,8 @@ impl RedisBackend<Pool> {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Self::with_pool(pool, url, &settings))
+        let breakers = NodeBreakers::single(settings.breaker);
+        Ok(Self::with_pool(pool, url, &settings, breakers))
     }
 }
 
@@ -171,13 +182,20 @@ where
     P::Conn: ConnectionLike,
 {
     /// The backend over `pool`; no connection is made yet.
-    pub(super) fn with_pool(pool: P, url: RedactedUrl, settings: &RedisSettings) -> Self {
+    pub(super) fn with_pool(
+        pool: P,
+        url: RedactedUrl,
+        settings: &RedisSettings,
+        breakers: NodeBreakers,
+    ) -> Self {
         Self {
             connections: SharedConnection::new(pool, settings.connections.max(1)),
-            breaker: CircuitBreaker::new(settings.breaker),
+            breakers: std::sync::Arc::new(breakers),
             url,
             response_timeout: settings.response_timeout,
             connect_timeout: settings.connect_timeout,
+            wait_for_replicas: settings.wait_for_replicas,
+            timeouts_break_connections: false,
             release_lease: redis::Script::new(RELEASE_LEASE),
             renew_lease: redis::Script::new(RENEW_LEASE),
             store_if_version: redis::Script::new(STORE_IF_VERSION),
@@ -190,33 +208,33 @@ where
         &self.url
     }
 
-    pub(crate) fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
-    }
-
-    pub(crate) fn breaker_openings(&self) -> u64 {
-        self.breaker.times_opened()
+    /// The worst state of the breakers, and how many times they opened.
+    pub(crate) fn breakers(&self) -> (BreakerState, u64) {
+        self.breakers.summary()
     }
 
     /// Runs one command through the circuit breaker on a leased connection:
     /// at most `connect_timeout` waiting for a connection (only when one must
     /// be made) plus `response_timeout` (redis-rs's, per request) for the reply.
-    pub(super) async fn run<T, F, Fut>(&self, command: F) -> Result<T>
+    /// `route` says whose breaker the command answers to (on a cluster, the
+    /// master of its key's slot).
+    pub(super) async fn run<T, F, Fut>(&self, route: Route<'_>, command: F) -> Result<T>
     where
         F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
-        self.run_on(Lane::Ordinary, command).await
+        self.run_on(Lane::Ordinary, route, command).await
     }
 
-    async fn run_on<T, F, Fut>(&self, lane: Lane, command: F) -> Result<T>
+    async fn run_on<T, F, Fut>(&self, lane: Lane, route: Route<'_>, command: F) -> Result<T>
     where
         F: FnOnce(P::Conn) -> Fut,
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
+        let breaker = self.breakers.for_route(route);
         // A guard: when this future is dropped mid-call (cancelled), the
         // permit goes with it and a probe's slot is freed at once.
-        let permit = self.breaker.permit();
+        let permit = breaker.permit();
         if permit.kind() == PermitKind::Skip {
             return Err(Error::Unavailable {
                 url: self.url.clone(),
@@ -311,13 +329,29 @@ where
         Fut: Future<Output = std::result::Result<T, RedisError>>,
     {
         let leased = self.lease(lane).await?;
+        if self.breakers.claim_refresh() {
+            // A cluster's slot map, for the per-master breakers: read in
+            // the background, never on a caller's time.
+            let breakers = self.breakers.clone();
+            let conn = leased.conn.clone();
+            tokio::spawn(async move {
+                let ranges = P::slot_ranges(conn, breakers.nodes_to_ask()).await;
+                breakers.refreshed(ranges);
+            });
+        }
         command(leased.conn.clone()).await.map_err(|e| {
-            let broke = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+            // READONLY: the node was demoted to a replica (a failover);
+            // the next connection goes to the master.
+            let demoted = e.code() == Some("READONLY");
+            let broke = e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+                || demoted;
             // A timeout is not a broken connection (redis-rs reports it as an
             // I/O error): on a cluster it may be one stalled node behind a
             // connection that reaches the others, and a new connection would
             // have to wait for that node too.
-            if broke && !e.is_timeout() {
+            if (broke && !e.is_timeout()) || (e.is_timeout() && self.timeouts_break_connections) {
                 // It broke: detach it so the next request gets a new one.
                 self.connections.discard(&leased);
             }
@@ -336,8 +370,10 @@ where
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
-            .await
+        self.run(Route::Key(key), |mut c| async move {
+            redis::cmd("GET").arg(key).query_async(&mut c).await
+        })
+        .await
     }
 
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
@@ -347,28 +383,56 @@ where
             cmd.arg("PX").arg(ttl_millis(ttl));
         }
         let lane = Lane::for_write(value.len());
-        self.run_on(lane, |mut c| async move { cmd.query_async(&mut c).await })
-            .await
-    }
-
-    /// One `MGET`.
-    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
-            .await
-    }
-
-    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
-        self.run(|mut c| async move {
-            redis::cmd("DEL")
-                .arg(key)
-                .query_async::<u64>(&mut c)
-                .await
-                .map(|n| n > 0)
+        self.run_on(lane, Route::Key(key), |mut c| async move {
+            cmd.query_async(&mut c).await
         })
         .await
+    }
+
+    /// `DEL`; with [`wait_for_replicas`](RedisSettings::wait_for_replicas),
+    /// pipelined with `WAIT` on the same connection (so on the key's node),
+    /// which answers once enough replicas have the delete.
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool> {
+        let Some(wait) = self.wait_command() else {
+            return self
+                .run(Route::Key(key), |mut c| async move {
+                    redis::cmd("DEL")
+                        .arg(key)
+                        .query_async::<u64>(&mut c)
+                        .await
+                        .map(|n| n > 0)
+                })
+                .await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(key).add_command(wait);
+        let (deleted, acked): (u64, u64) = self
+            .run(Route::Key(key), |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        self.check_replicas(acked)?;
+        Ok(deleted > 0)
+    }
+
+    /// `WAIT replicas timeout`, when invalidations are to wait for replicas.
+    pub(super) fn wait_command(&self) -> Option<redis::Cmd> {
+        let (replicas, timeout) = self.wait_for_replicas?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(ttl_millis(timeout));
+        Some(wait)
+    }
+
+    /// An error unless `acked` replicas are enough.
+    pub(super) fn check_replicas(&self, acked: u64) -> Result<()> {
+        match self.wait_for_replicas {
+            Some((wanted, _)) if acked < u64::from(wanted) => Err(Error::ReplicasBehind {
+                url: self.url.clone(),
+                acked,
+                wanted,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// `SET key lease [NX] PX ttl`: whether the lease is now in the key.
@@ -379,7 +443,7 @@ where
         ttl: Duration,
         overwrite: bool,
     ) -> Result<bool> {
-        self.run(|mut c| async move {
+        self.run(Route::Key(key), |mut c| async move {
             let mut set = redis::cmd("SET");
             set.arg(key).arg(lease).arg("PX").arg(ttl_millis(ttl));
             if !overwrite {
@@ -402,16 +466,20 @@ where
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let px = ttl.map_or(0, ttl_millis);
-        self.run_on(Lane::for_write(value.len()), |mut c| async move {
-            self.store_leased
-                .key(key)
-                .arg(lease)
-                .arg(value)
-                .arg(px)
-                .invoke_async::<u64>(&mut c)
-                .await
-                .map(|n| n > 0)
-        })
+        self.run_on(
+            Lane::for_write(value.len()),
+            Route::Key(key),
+            |mut c| async move {
+                self.store_leased
+                    .key(key)
+                    .arg(lease)
+                    .arg(value)
+                    .arg(px)
+                    .invoke_async::<u64>(&mut c)
+                    .await
+                    .map(|n| n > 0)
+            },
+        )
         .await
     }
 
@@ -441,7 +509,7 @@ where
     /// Extends the expiry of `lease` to `ttl` from now, if the key still
     /// holds it: whether it did.
     pub(crate) async fn renew_lease(&self, key: &str, lease: &[u8], ttl: Duration) -> Result<bool> {
-        self.run(|mut c| async move {
+        self.run(Route::Key(key), |mut c| async move {
             self.renew_lease
                 .key(key)
                 .arg(lease)
@@ -469,7 +537,7 @@ where
 
     /// Deletes the key if it still holds `lease` (compare-and-delete).
     pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> Result<bool> {
-        self.run(|mut c| async move {
+        self.run(Route::Key(key), |mut c| async move {
             self.release_lease
                 .key(key)
                 .arg(lease)
@@ -481,7 +549,7 @@ where
     }
 
     pub(crate) async fn ping(&self) -> Result<()> {
-        self.run(|mut c| async move {
+        self.run(Route::Any, |mut c| async move {
             redis::cmd("PING")
                 .query_async::<String>(&mut c)
                 .await
@@ -491,21 +559,36 @@ where
     }
 }
 
-impl RedisBackend<Pool> {
+/// One server, found by URL or through Sentinel.
+impl<P: LeasePool<Conn = redis::aio::MultiplexedConnection>> RedisBackend<P> {
+    /// One `MGET`.
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(Route::Any, |mut c| async move {
+            redis::cmd("MGET").arg(keys).query_async(&mut c).await
+        })
+        .await
+    }
+
     /// One pipeline of `SET key value [PX ttl]`.
     pub(crate) async fn set_many(&self, entries: &[Entry], ttl: Option<Duration>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        self.write_pipeline(entries, ttl).await
+        self.write_pipeline(entries, ttl, Route::Any).await
     }
 
     /// `SCAN … MATCH` + `UNLINK` in batches: never `KEYS`, which blocks the
     /// server for as long as it takes to walk the whole keyspace.
     pub(crate) async fn delete_matching(&self, matcher: &KeyMatcher) -> Result<u64> {
-        self.scan_and_unlink(matcher, |mut c, scan| async move {
-            scan.query_async(&mut c).await
-        })
+        self.scan_and_unlink(
+            matcher,
+            Route::Any,
+            |mut c, scan| async move { scan.query_async(&mut c).await },
+            |mut c, wait| async move { wait.query_async(&mut c).await },
+        )
         .await
     }
 }
@@ -520,6 +603,7 @@ where
         &self,
         entries: impl IntoIterator<Item = &'a Entry>,
         ttl: Option<Duration>,
+        route: Route<'_>,
     ) -> Result<()> {
         let mut pipe = redis::pipe();
         let mut total = 0;
@@ -531,7 +615,7 @@ where
             }
             cmd.ignore();
         }
-        self.run_on(Lane::for_write(total), |mut c| async move {
+        self.run_on(Lane::for_write(total), route, |mut c| async move {
             pipe.query_async::<()>(&mut c).await
         })
         .await
@@ -540,10 +624,21 @@ where
     /// Walks one server's keyspace with `SCAN … MATCH` (sent by `scan`, which
     /// routes it) and `UNLINK`s the keys `matcher` accepts, batch by batch:
     /// how many were deleted.
-    pub(super) async fn scan_and_unlink<S, Fut>(&self, matcher: &KeyMatcher, scan: S) -> Result<u64>
+    ///
+    /// With `wait_for_replicas`, each `UNLINK` is followed by a `WAIT` sent
+    /// by `wait` (which routes it to the same node) on the same connection.
+    pub(super) async fn scan_and_unlink<S, Fut, W, WFut>(
+        &self,
+        matcher: &KeyMatcher,
+        route: Route<'_>,
+        scan: S,
+        wait: W,
+    ) -> Result<u64>
     where
         S: Fn(P::Conn, redis::Cmd) -> Fut,
         Fut: Future<Output = std::result::Result<(u64, Vec<String>), RedisError>>,
+        W: Fn(P::Conn, redis::Cmd) -> WFut,
+        WFut: Future<Output = std::result::Result<u64, RedisError>>,
     {
         let glob = matcher.glob();
         let mut cursor: u64 = 0;
@@ -555,17 +650,28 @@ where
                 .arg(&glob)
                 .arg("COUNT")
                 .arg(SCAN_BATCH);
-            let (next, keys) = self.run(|c| scan(c, step)).await?;
+            let (next, keys) = self.run(route, |c| scan(c, step)).await?;
             let keys: Vec<String> = keys.into_iter().filter(|k| matcher.matches(k)).collect();
             if !keys.is_empty() {
-                deleted += self
-                    .run(|mut c| async move {
-                        redis::cmd("UNLINK")
+                // UNLINK of keys found on one node: routed per slot on a
+                // cluster, all owned by that node.
+                let wait_command = self.wait_command();
+                let wait = &wait;
+                let (unlinked, acked) = self
+                    .run(route, |mut c| async move {
+                        let unlinked = redis::cmd("UNLINK")
                             .arg(&keys)
                             .query_async::<u64>(&mut c)
-                            .await
+                            .await?;
+                        let acked = match wait_command {
+                            Some(command) => wait(c, command).await?,
+                            None => 0,
+                        };
+                        Ok((unlinked, acked))
                     })
                     .await?;
+                deleted += unlinked;
+                self.check_replicas(acked)?;
             }
             if next == 0 {
                 return Ok(deleted);

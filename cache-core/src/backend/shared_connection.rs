@@ -29,6 +29,8 @@ use arc_swap::ArcSwapOption;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::{Pool, PoolError};
 
+use super::node_breakers::SlotRange;
+
 /// A deadpool pool whose objects are multiplexed connections that can be
 /// cloned and shared: a single Redis ([`Pool`] of `MultiplexedConnection`s)
 /// or a Redis Cluster (see `super::cluster`).
@@ -43,6 +45,13 @@ pub(crate) trait LeasePool: Clone + Send + Sync + 'static {
     fn connection(object: &Self::Object) -> Self::Conn;
     /// Removes a broken object from the pool for good.
     fn detach(object: Self::Object);
+    /// A cluster's slot ranges and their masters, asked of `nodes` in turn
+    /// (any node when empty); `None` for a single server or when no node
+    /// answered.
+    fn slot_ranges(
+        conn: Self::Conn,
+        nodes: Vec<(String, u16)>,
+    ) -> impl Future<Output = Option<Vec<SlotRange>>> + Send + 'static;
 }
 
 impl LeasePool for Pool {
@@ -59,6 +68,13 @@ impl LeasePool for Pool {
 
     fn detach(object: Self::Object) {
         drop(deadpool_redis::Connection::take(object));
+    }
+
+    fn slot_ranges(
+        _: MultiplexedConnection,
+        _: Vec<(String, u16)>,
+    ) -> impl Future<Output = Option<Vec<SlotRange>>> + Send + 'static {
+        std::future::ready(None)
     }
 }
 
