@@ -151,6 +151,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.store_if_version(key, token, value, ttl).await,
             Backend::Cluster(b) => b.store_if_version(key, token, value, ttl).await,
+            Backend::Sentinel(b) => b.store_if_version(key, token, value, ttl).await,
             Backend::Memory(b) => Ok(Box::pin(b.store_if_version(key, token, value, ttl)).await),
         }
     }
@@ -177,6 +178,7 @@ impl Backend {
         match self {
             Backend::Redis(b) => b.set_if_absent(key, value).await,
             Backend::Cluster(b) => b.set_if_absent(key, value).await,
+            Backend::Sentinel(b) => b.set_if_absent(key, value).await,
             Backend::Memory(b) => Ok(Box::pin(b.set_if_absent(key, value)).await),
         }
     }

@@ -493,16 +493,20 @@ where
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let px = ttl.map_or(0, ttl_millis);
-        self.run_on(Lane::for_write(value.len()), |mut c| async move {
-            self.store_if_version
-                .key(key)
-                .arg(&token.to_be_bytes()[..])
-                .arg(value)
-                .arg(px)
-                .invoke_async::<u64>(&mut c)
-                .await
-                .map(|n| n > 0)
-        })
+        self.run_on(
+            Lane::for_write(value.len()),
+            Route::Key(key),
+            |mut c| async move {
+                self.store_if_version
+                    .key(key)
+                    .arg(&token.to_be_bytes()[..])
+                    .arg(value)
+                    .arg(px)
+                    .invoke_async::<u64>(&mut c)
+                    .await
+                    .map(|n| n > 0)
+            },
+        )
         .await
     }
 
@@ -523,7 +527,7 @@ where
 
     /// `SET key value NX`: whether it was set.
     pub(crate) async fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
-        self.run(|mut c| async move {
+        self.run(Route::Key(key), |mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
