@@ -211,28 +211,9 @@ impl Memoized {
         S: Serialize + DeserializeOwned,
         Fut: Future<Output = R>,
     {
-        let started = Instant::now();
-        let Some(key) = self.usable(key) else {
-            on_miss(&args);
-            let result = body(args).await;
-            self.record(self.cache.uncached_call(), started, &tracing::Span::none());
-            return result;
-        };
-        let span = self.span(&key);
-        let mut pending = Pending(Some(args));
-        let compute = || body(pending.start(on_miss));
-        let memoizing = self.cache.memoize_reporting(
-            &key,
-            self.options,
-            &self.tags,
-            compute,
-            policy.stored,
-            policy.wrap,
-        );
-        let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
-        self.record(report, started, &span);
-        pending.finish(on_hit);
-        result
+        self.call_reporting(key, args, body, policy, on_hit, on_miss)
+            .await
+            .0
     }
 
     /// [`call`](Self::call) with background refreshes: a hit that early
@@ -258,16 +239,51 @@ impl Memoized {
         R: Send + 'static,
         S: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        let (refresh_body, stored) = (body.clone(), policy.stored);
+        let (result, due) = self
+            .call_reporting(key, args, body, policy, on_hit, on_miss)
+            .await;
+        if let Some(Due { key, token, args }) = due {
+            let (cache, options, tags) = (self.cache.clone(), self.options, self.tags.clone());
+            let refresh = async move {
+                let compute = move || refresh_body(args);
+                cache
+                    .refresh_in_background(key.as_str(), token, options, &tags, compute, stored)
+                    .await;
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(refresh)),
+                Err(_) => drop(crate::blocking::spawn_detached(refresh)),
+            }
+        }
+        result
+    }
+
+    /// The path of [`call`](Self::call) and
+    /// [`call_refreshing`](Self::call_refreshing): the result, and for a
+    /// hit due for a background refresh, what that refresh needs.
+    async fn call_reporting<Args, R, S, Fut>(
+        &self,
+        key: Result<FullKey, CodecError>,
+        args: Args,
+        body: impl FnOnce(Args) -> Fut,
+        policy: Policy<R, S>,
+        on_hit: impl FnOnce(&Args),
+        on_miss: impl FnOnce(&Args),
+    ) -> (R, Option<Due<Args>>)
+    where
+        S: Serialize + DeserializeOwned,
+        Fut: Future<Output = R>,
+    {
         let started = Instant::now();
         let Some(key) = self.usable(key) else {
             on_miss(&args);
             let result = body(args).await;
             self.record(self.cache.uncached_call(), started, &tracing::Span::none());
-            return result;
+            return (result, None);
         };
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
-        let refresh_body = body.clone();
         let compute = || body(pending.start(on_miss));
         let memoizing = self.cache.memoize_reporting(
             &key,
@@ -279,25 +295,12 @@ impl Memoized {
         );
         let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
         self.record(report, started, &span);
-        if let Some(args) = &pending.0 {
-            on_hit(args);
-        }
-        if let (Some(token), Some(args)) = (report.refresh_due, pending.0.take()) {
-            let (cache, options, stored) = (self.cache.clone(), self.options, policy.stored);
-            let tags = self.tags.clone();
-            let refresh = async move {
-                let full = key.as_str();
-                let compute = move || refresh_body(args);
-                cache
-                    .refresh_in_background(full, token, options, &tags, compute, stored)
-                    .await;
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(refresh)),
-                Err(_) => drop(crate::blocking::spawn_detached(refresh)),
-            }
-        }
-        result
+        let args = pending.finish(on_hit);
+        let due = report
+            .refresh_due
+            .zip(args)
+            .map(|(token, args)| Due { key, token, args });
+        (result, due)
     }
 
     /// [`call`](Self::call) for a plain `fn`: callable from any thread, with
@@ -337,7 +340,7 @@ impl Memoized {
             )
         });
         self.record(report, started, &span);
-        pending.finish(on_hit);
+        let _ = pending.finish(on_hit);
         result
     }
 
@@ -437,6 +440,14 @@ impl Memoized {
     }
 }
 
+/// A hit due for a background refresh: its key, the version token the
+/// refresh replaces, and the call's arguments.
+struct Due<Args> {
+    key: FullKey,
+    token: u64,
+    args: Args,
+}
+
 /// The arguments of a call until the body takes them. Whatever is left after
 /// the lookup belongs to a hit, which the `hit` callback gets to see.
 struct Pending<Args>(Option<Args>);
@@ -452,11 +463,13 @@ impl<Args> Pending<Args> {
         args
     }
 
-    /// Reports a hit when the body never ran.
-    fn finish(self, on_hit: impl FnOnce(&Args)) {
+    /// Reports a hit when the body never ran, and hands the arguments back
+    /// (for a background refresh).
+    fn finish(self, on_hit: impl FnOnce(&Args)) -> Option<Args> {
         if let Some(args) = &self.0 {
             on_hit(args);
         }
+        self.0
     }
 }
 

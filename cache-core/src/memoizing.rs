@@ -454,8 +454,12 @@ impl Cache {
 
     /// The current versions of `tags` (`None`: the tag has no version key),
     /// in one `MGET` (one per slot on a Cluster).
-    async fn read_tag_versions(&self, mode: IoMode, tags: Vec<String>) -> Result<Vec<Option<u64>>> {
-        let keys: Vec<String> = tags.iter().map(|t| self.inner.keys.tag_key(t)).collect();
+    async fn read_tag_versions<'t>(
+        &self,
+        mode: IoMode,
+        tags: impl Iterator<Item = &'t str>,
+    ) -> Result<Vec<Option<u64>>> {
+        let keys: Vec<String> = tags.map(|t| self.inner.keys.tag_key(t)).collect();
         let found = self
             .io(mode, move |cache| async move {
                 cache.inner.backend.get_many(&keys).await
@@ -473,7 +477,9 @@ impl Cache {
         if tags.is_empty() {
             return Ok(TagStamps::new());
         }
-        let mut versions = self.read_tag_versions(mode, tags.to_vec()).await?;
+        let mut versions = self
+            .read_tag_versions(mode, tags.iter().map(String::as_str))
+            .await?;
         for (tag, version) in tags.iter().zip(versions.iter_mut()) {
             if version.is_some() {
                 continue;
@@ -489,7 +495,9 @@ impl Cache {
             })
             .await?;
             // Ours, or the one another caller set first.
-            *version = self.read_tag_versions(mode, vec![tag.clone()]).await?[0];
+            *version = self
+                .read_tag_versions(mode, std::iter::once(tag.as_str()))
+                .await?[0];
         }
         Ok(tags
             .iter()
@@ -501,7 +509,7 @@ impl Cache {
     /// Whether every tag stamp of a value still holds (a tag whose version
     /// key is gone fails it).
     async fn stamps_current(&self, mode: IoMode, stamps: &TagStamps) -> Result<bool> {
-        let tags: Vec<String> = stamps.iter().map(|(tag, _)| tag.clone()).collect();
+        let tags = stamps.iter().map(|(tag, _)| tag.as_str());
         let now = self.read_tag_versions(mode, tags).await?;
         Ok(now
             .iter()

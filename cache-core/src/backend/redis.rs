@@ -456,6 +456,23 @@ where
         .await
     }
 
+    /// Runs one of the compare-and-act scripts on `key` with the arguments
+    /// `args` adds: whether it acted (each touches `key` only, so one slot).
+    async fn compare_and(
+        &self,
+        lane: Lane,
+        script: &redis::Script,
+        key: &str,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<bool> {
+        self.run_on(lane, Route::Key(key), |mut c| async move {
+            let mut invocation = script.key(key);
+            args(&mut invocation);
+            invocation.invoke_async::<u64>(&mut c).await.map(|n| n > 0)
+        })
+        .await
+    }
+
     /// Replaces `lease` by `value` if the key still holds it (one script):
     /// whether the value was stored.
     pub(crate) async fn store_leased(
@@ -466,20 +483,10 @@ where
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let px = ttl.map_or(0, ttl_millis);
-        self.run_on(
-            Lane::for_write(value.len()),
-            Route::Key(key),
-            |mut c| async move {
-                self.store_leased
-                    .key(key)
-                    .arg(lease)
-                    .arg(value)
-                    .arg(px)
-                    .invoke_async::<u64>(&mut c)
-                    .await
-                    .map(|n| n > 0)
-            },
-        )
+        let lane = Lane::for_write(value.len());
+        self.compare_and(lane, &self.store_leased, key, |script| {
+            script.arg(lease).arg(value).arg(px);
+        })
         .await
     }
 
@@ -493,34 +500,26 @@ where
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let px = ttl.map_or(0, ttl_millis);
-        self.run_on(
-            Lane::for_write(value.len()),
-            Route::Key(key),
-            |mut c| async move {
-                self.store_if_version
-                    .key(key)
-                    .arg(&token.to_be_bytes()[..])
-                    .arg(value)
-                    .arg(px)
-                    .invoke_async::<u64>(&mut c)
-                    .await
-                    .map(|n| n > 0)
-            },
-        )
+        let lane = Lane::for_write(value.len());
+        self.compare_and(lane, &self.store_if_version, key, |script| {
+            script.arg(&token.to_be_bytes()[..]).arg(value).arg(px);
+        })
         .await
     }
 
     /// Extends the expiry of `lease` to `ttl` from now, if the key still
     /// holds it: whether it did.
     pub(crate) async fn renew_lease(&self, key: &str, lease: &[u8], ttl: Duration) -> Result<bool> {
-        self.run(Route::Key(key), |mut c| async move {
-            self.renew_lease
-                .key(key)
-                .arg(lease)
-                .arg(ttl_millis(ttl))
-                .invoke_async::<u64>(&mut c)
-                .await
-                .map(|n| n > 0)
+        self.compare_and(Lane::Ordinary, &self.renew_lease, key, |script| {
+            script.arg(lease).arg(ttl_millis(ttl));
+        })
+        .await
+    }
+
+    /// Deletes the key if it still holds `lease` (compare-and-delete).
+    pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> Result<bool> {
+        self.compare_and(Lane::Ordinary, &self.release_lease, key, |script| {
+            script.arg(lease);
         })
         .await
     }
@@ -535,19 +534,6 @@ where
                 .query_async::<Option<String>>(&mut c)
                 .await
                 .map(|reply| reply.is_some())
-        })
-        .await
-    }
-
-    /// Deletes the key if it still holds `lease` (compare-and-delete).
-    pub(crate) async fn release_lease(&self, key: &str, lease: &[u8]) -> Result<bool> {
-        self.run(Route::Key(key), |mut c| async move {
-            self.release_lease
-                .key(key)
-                .arg(lease)
-                .invoke_async::<u64>(&mut c)
-                .await
-                .map(|n| n > 0)
         })
         .await
     }
