@@ -12,12 +12,15 @@ mod support;
 
 #[path = "support/cluster.rs"]
 mod cluster_support;
+#[path = "support/load.rs"]
+mod load;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_memoize::Cache;
 use cluster_support::LocalCluster;
+use load::{hit_rate, hits_back_after};
 
 const TASKS: usize = 32;
 const KEYS: usize = 300;
@@ -29,79 +32,6 @@ const FAULT_FOR: Duration = Duration::from_secs(10);
 const AFTER: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
-
-struct Call {
-    started: Duration,
-    latency: Duration,
-    key: usize,
-    hit: bool,
-    correct: bool,
-}
-
-/// When hits came back after `from`: the start of the first 100 ms window
-/// (stepped by 10 ms) in which at least half of the calls of `belongs` keys
-/// were hits. A lone "hit" can be a value shared by a concurrent caller's
-/// computation (single-flight), so one is not enough.
-fn hits_back_after(
-    calls: &[Call],
-    from: Duration,
-    belongs: impl Fn(&Call) -> bool,
-) -> Option<Duration> {
-    let window = Duration::from_millis(100);
-    let end = calls.iter().map(|c| c.started).max()?;
-    let mut start = from;
-    while start + window <= end {
-        let (mut n, mut hits) = (0, 0);
-        for c in calls
-            .iter()
-            .filter(|c| belongs(c) && c.started >= start && c.started < start + window)
-        {
-            n += 1;
-            hits += usize::from(c.hit);
-        }
-        if n > 0 && hits * 2 >= n {
-            return Some(start - from);
-        }
-        start += Duration::from_millis(10);
-    }
-    None
-}
-
-/// The value a key must always produce.
-fn expected(key: usize) -> Vec<u64> {
-    (0..16).map(|i| (key as u64) * 1_000 + i).collect()
-}
-
-async fn call(cache: &Cache, key: usize) -> (bool, bool) {
-    let mut computed = false;
-    let value: Vec<u64> = cache
-        .get_or_compute(&format!("k{key}"), Some(Duration::from_secs(600)), || {
-            computed = true;
-            async move { expected(key) }
-        })
-        .await;
-    (!computed, value == expected(key))
-}
-
-/// Hits per second and the hit fraction of the calls in `window` whose key
-/// `belongs`.
-fn hit_rate(
-    calls: &[Call],
-    window: (Duration, Duration),
-    belongs: impl Fn(usize) -> bool,
-) -> (f64, f64, usize) {
-    let chosen: Vec<&Call> = calls
-        .iter()
-        .filter(|c| belongs(c.key) && c.started >= window.0 && c.started < window.1)
-        .collect();
-    let hits = chosen.iter().filter(|c| c.hit).count();
-    let seconds = (window.1 - window.0).as_secs_f64();
-    (
-        hits as f64 / seconds,
-        hits as f64 / chosen.len().max(1) as f64,
-        chosen.len(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_master_costs_only_its_own_keys() {
@@ -116,7 +46,7 @@ async fn a_hung_master_costs_only_its_own_keys() {
         .build()
         .expect("valid cache settings");
     let owner: Vec<u16> = (0..KEYS)
-        .map(|k| cluster.node_of(&cache.full_key(&format!("k{k}"))).port)
+        .map(|k| cluster.node_of(&cache.full_key(&load::cache_key(k))).port)
         .collect();
     let hung_port = owner[0];
     let on_hung = |k: usize| owner[k] == hung_port;
@@ -126,7 +56,7 @@ async fn a_hung_master_costs_only_its_own_keys() {
         "{hung_keys} of {KEYS} keys on the hung master"
     );
     for key in 0..KEYS {
-        call(&cache, key).await;
+        load::call(&cache, key).await;
     }
 
     let origin = Instant::now();
@@ -143,37 +73,17 @@ async fn a_hung_master_costs_only_its_own_keys() {
             (paused, origin.elapsed())
         })
     };
-    let mut tasks = Vec::new();
-    for _ in 0..TASKS {
-        let cache = cache.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut calls = Vec::new();
-            // Bounded by the clock; every call is bounded by the timeouts.
-            while origin.elapsed() < end {
-                let key = fastrand::usize(..KEYS);
-                let started = origin.elapsed();
-                let t0 = Instant::now();
-                let (hit, correct) = call(&cache, key).await;
-                calls.push(Call {
-                    started,
-                    latency: t0.elapsed(),
-                    key,
-                    hit,
-                    correct,
-                });
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            calls
-        }));
-    }
-    let mut calls = Vec::new();
-    for task in tasks {
-        calls.append(&mut task.await.expect("a load task panicked"));
-    }
+    let calls = load::run(
+        &cache,
+        TASKS,
+        KEYS,
+        origin,
+        Arc::new(move |now| now < end),
+    )
+    .await;
     let (paused, resumed) = controller.join().expect("controller thread");
 
-    let failed = calls.iter().filter(|c| !c.correct).count();
-    let max_latency = calls.iter().map(|c| c.latency).max().unwrap_or_default();
+    let (failed, max_latency) = load::failures_and_max_latency(&calls);
     let (rate_before, share_before, n_before) = hit_rate(&calls, (BEFORE, paused), |k| !on_hung(k));
     let (rate_during, share_during, n_during) =
         hit_rate(&calls, (paused, resumed), |k| !on_hung(k));
@@ -201,12 +111,10 @@ async fn a_hung_master_costs_only_its_own_keys() {
         share_during >= 0.9 * share_before,
         "healthy keys' hits fell from {share_before:.3} to {share_during:.3} of their calls"
     );
-    // The rate depends on the machine's other load (2 cores, shared), so
-    // it is bounded far from noise: one breaker for the whole cluster gave
-    // 0.02 here, per-master breakers 0.99; the hit share above is the
-    // noise-free 90 % check.
+    // The hit rate, as the issue states the bar (measured 0.96–0.99 here;
+    // one breaker for the whole cluster gave 0.02).
     assert!(
-        rate_during >= 0.5 * rate_before,
+        rate_during >= 0.9 * rate_before,
         "healthy keys' hit rate fell from {rate_before:.0}/s to {rate_during:.0}/s"
     );
     // A call waits at most for a connection and a reply per Redis request

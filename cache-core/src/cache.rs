@@ -279,6 +279,8 @@ impl Cache {
     /// computed before it (even those still computing: their stamps were
     /// read before) are recomputed on their next call; nothing is deleted
     /// (old entries expire with their ttl). Returns the tag's new version.
+    /// With [`CacheBuilder::wait_for_replicas`](crate::CacheBuilder::wait_for_replicas)
+    /// it waits for the replicas as a delete does.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -296,7 +298,7 @@ impl Cache {
         let key = self.inner.keys.tag_key(tag);
         self.inner
             .backend
-            .set(&key, version.to_string().as_bytes(), None)
+            .set_invalidating(&key, version.to_string().as_bytes())
             .await?;
         Ok(version)
     }

@@ -1,5 +1,5 @@
-//! A private local Redis Cluster for tests: three masters (no replicas) on
-//! free loopback ports, joined by `redis-cli --cluster create`, stopped and
+//! A private local Redis Cluster for tests: three masters (and, on request,
+//! a replica each) on free loopback ports, joined by `redis-cli --cluster create`, stopped and
 //! removed when the last handle is dropped. Std-only, like `support/mod.rs`,
 //! which it builds on; include both:
 //!
@@ -36,8 +36,18 @@ impl LocalCluster {
     /// [`start`](Self::start) with another `cluster-node-timeout` (how long
     /// a silent node goes before the others flag it; Redis's default is 15 s).
     pub fn start_with_node_timeout(node_timeout: Duration) -> LocalCluster {
+        Self::start_nodes(0, node_timeout)
+    }
+
+    /// Three masters with one replica each (six nodes), for failover: a
+    /// replica promotes itself about `node_timeout` after its master dies.
+    pub fn start_with_replicas(node_timeout: Duration) -> LocalCluster {
+        Self::start_nodes(1, node_timeout)
+    }
+
+    fn start_nodes(replicas: usize, node_timeout: Duration) -> LocalCluster {
         let node_timeout = node_timeout.as_millis().to_string();
-        let nodes: Vec<RedisServer> = (0..MASTERS)
+        let nodes: Vec<RedisServer> = (0..MASTERS * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with_args(&[
                     "--cluster-enabled",
@@ -56,7 +66,7 @@ impl LocalCluster {
         let output = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli not found on PATH: install redis-tools (or run scripts/test.sh)");
@@ -83,7 +93,13 @@ impl LocalCluster {
                         .unwrap_or_default()
                 })
                 .collect();
-            if states.iter().all(|s| s.contains("cluster_state:ok")) {
+            let replicas_synced = self.nodes.iter().all(|n| {
+                let info = redis_cmd(n.port, &[b"INFO", b"replication"])
+                    .as_str()
+                    .unwrap_or_default();
+                info.contains("role:master") || info.contains("master_link_status:up")
+            });
+            if replicas_synced && states.iter().all(|s| s.contains("cluster_state:ok")) {
                 return;
             }
             assert!(
@@ -120,6 +136,46 @@ impl LocalCluster {
             }
         }
         panic!("slot {slot} of {key:?} is not assigned");
+    }
+
+    /// The port of the master of `slot` as the node on `asked` sees it
+    /// (`None`: no answer, or the slot is not served).
+    pub fn master_of_slot(&self, asked: u16, slot: i64) -> Option<u16> {
+        let ranges = crate::support::try_redis_cmd(asked, &[b"CLUSTER", b"SLOTS"]).ok()?;
+        ranges.as_array()?.iter().find_map(|range| {
+            let range = range.as_array()?;
+            let (start, end) = (range.first()?.as_int()?, range.get(1)?.as_int()?);
+            if !(start..=end).contains(&slot) {
+                return None;
+            }
+            u16::try_from(range.get(2)?.as_array()?.get(1)?.as_int()?).ok()
+        })
+    }
+
+    /// `key`'s hash slot.
+    pub fn slot_of(&self, key: &str) -> i64 {
+        redis_cmd(
+            self.nodes[0].port,
+            &[b"CLUSTER", b"KEYSLOT", key.as_bytes()],
+        )
+        .as_int()
+        .expect("CLUSTER KEYSLOT answers an integer")
+    }
+
+    /// The node on `port`.
+    pub fn node_of_port(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node of the cluster")
+    }
+
+    /// The node on `port`, to kill or restart it.
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of the cluster")
     }
 
     /// Every key on one node matching `pattern` (`KEYS`: fine on a test node).

@@ -125,6 +125,14 @@ impl SentinelGroup {
     }
 
     /// The data node listening on `port`.
+    pub fn node_of_port(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node of the group")
+    }
+
+    /// The data node listening on `port`, to kill or restart it.
     pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
         self.nodes
             .iter_mut()

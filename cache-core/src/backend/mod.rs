@@ -52,6 +52,20 @@ impl Backend {
         }
     }
 
+    /// [`set`](Self::set) without a ttl, for a write that invalidates (a
+    /// tag's new version): it waits for replicas as a delete does.
+    pub(crate) async fn set_invalidating(&self, key: &str, value: &[u8]) -> Result<()> {
+        match self {
+            Backend::Redis(b) => b.set_invalidating(key, value).await,
+            Backend::Cluster(b) => b.set_invalidating(key, value).await,
+            Backend::Sentinel(b) => b.set_invalidating(key, value).await,
+            Backend::Memory(b) => {
+                Box::pin(b.set(key, value, None)).await;
+                Ok(())
+            }
+        }
+    }
+
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         match self {
             Backend::Redis(b) => b.get_many(keys).await,

@@ -415,6 +415,23 @@ where
         Ok(deleted > 0)
     }
 
+    /// `SET key value` (no ttl) that invalidates (a tag's new version): with
+    /// [`wait_for_replicas`](RedisSettings::wait_for_replicas), pipelined
+    /// with `WAIT` like [`delete`](Self::delete).
+    pub(crate) async fn set_invalidating(&self, key: &str, value: &[u8]) -> Result<()> {
+        let Some(wait) = self.wait_command() else {
+            return self.set(key, value, None).await;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(key).arg(value).ignore().add_command(wait);
+        let (acked,): (u64,) = self
+            .run(Route::Key(key), |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        self.check_replicas(acked)
+    }
+
     /// `WAIT replicas timeout`, when invalidations are to wait for replicas.
     pub(super) fn wait_command(&self) -> Option<redis::Cmd> {
         let (replicas, timeout) = self.wait_for_replicas?;

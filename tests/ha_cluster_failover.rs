@@ -1,0 +1,62 @@
+//! A Redis Cluster master with a replica is killed (SIGKILL) under a
+//! concurrent load of memoized calls: its replica promotes itself, the
+//! cache follows (`MOVED`, and its own slot map for the per-master
+//! breakers), no call fails or waits past the timeouts, and hits on the
+//! dead master's keys resume on the promoted replica.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "support/cluster.rs"]
+mod cluster_support;
+#[path = "support/failover.rs"]
+mod failover;
+#[path = "support/load.rs"]
+mod load;
+#[path = "support/sentinel.rs"]
+mod sentinel_support;
+
+use std::time::Duration;
+
+use cache_memoize::Cache;
+use cluster_support::LocalCluster;
+
+/// How long a silent master goes before its replica takes over.
+const NODE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_cluster_master_is_replaced_by_its_replica_without_a_failed_call() {
+    let cluster = LocalCluster::start_with_replicas(NODE_TIMEOUT);
+    let cache = Cache::builder()
+        .cluster_urls(cluster.urls())
+        .prefix("ha-cluster-failover")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()
+        .expect("valid cache settings");
+    let report = failover::cluster(
+        "Cluster: SIGKILL of a master with a replica",
+        &cache,
+        cluster,
+    )
+    .await;
+    println!("{}", report.summary());
+    assert_eq!(report.failed, 0, "every call returns its value");
+    let bound = 2 * (CONNECT_TIMEOUT + RESPONSE_TIMEOUT) + Duration::from_millis(300);
+    assert!(
+        report.max_latency < bound,
+        "max latency {:?} ≥ {bound:?}",
+        report.max_latency
+    );
+    let back = report
+        .hits_back_after
+        .expect("the dead master's keys hit again on the promoted replica");
+    // The slot map is read at most once a second, the breaker's longest
+    // back-off is 1 s.
+    assert!(
+        back < Duration::from_secs(3),
+        "hits resumed only {back:?} after the promotion"
+    );
+}
