@@ -44,6 +44,7 @@ pub(crate) struct Setting<T> {
 }
 
 /// How long values live.
+#[derive(Clone)]
 pub(crate) enum Ttl {
     /// `ttl = 300`: whole seconds.
     Seconds(u64),
