@@ -191,3 +191,41 @@ async fn every_shape_runs_its_body() {
     assert_eq!(shelf.grow_async(5).await, 3, "a hit");
     assert_eq!(shelf.grow_async_refresh(5).await, 4);
 }
+
+// --- `crate = path`: a renamed or re-exported cache-memoize ------------------
+
+mod renamed {
+    use cache_memoize as memo;
+
+    #[memo::cache_memoize(crate = memo, ttl = 60, tags = ["renamed"])]
+    pub fn doubled(n: u32) -> u32 {
+        n * 2
+    }
+
+    /// Re-exported from a module of the user's crate.
+    pub mod reexport {
+        pub use cache_memoize as memo;
+    }
+
+    #[cache_memoize::cache_memoize(crate = crate::renamed::reexport::memo, early_refresh)]
+    pub async fn tripled(n: u32) -> Option<u32> {
+        n.checked_mul(3)
+    }
+
+    // serde's and tokio's form: the path in a string.
+    #[memo::cache_memoize(crate = "memo", cache_none = false)]
+    pub fn halved(n: u32) -> Option<u32> {
+        n.is_multiple_of(2).then_some(n / 2)
+    }
+}
+
+#[tokio::test]
+async fn crate_names_a_renamed_dependency() {
+    assert_eq!(renamed::doubled(2), 4);
+    assert_eq!(renamed::doubled_refresh(2), 4);
+    assert!(renamed::doubled_invalidate(2));
+    assert_eq!(renamed::tripled(2).await, Some(6));
+    assert_eq!(renamed::tripled_invalidate_all().await, 1);
+    assert_eq!(renamed::halved(4), Some(2));
+    assert!(renamed::halved_cache_key(4).contains("renamed::halved"));
+}

@@ -160,7 +160,10 @@ fn decide(
         cache_key,
         invalidate,
         invalidate_all,
-        krate: parse_quote!(::cache_memoize),
+        krate: decider
+            .args
+            .krate
+            .map_or_else(|| parse_quote!(::cache_memoize), |krate| krate.value),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::attr::Ttl;
 
 /// Everything `expand` emits, decided.
 pub(crate) struct FinalConfig {
-    /// Where the `cache_memoize` crate is.
+    /// Where the `cache_memoize` crate is: `::cache_memoize` or `crate = …`.
     pub krate: Path,
     /// The function users call: their signature, running the body through
     /// the cache.

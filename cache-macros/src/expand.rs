@@ -430,4 +430,24 @@ mod tests {
             assert_eq!(copies, 1, "{expanded}");
         }
     }
+
+    #[test]
+    fn every_path_goes_through_the_crate_option() {
+        for (args, func) in shapes() {
+            let args = quote!(crate = renamed::facade, #args);
+            let expanded = expand(args, func);
+            let idents = idents(expanded.clone());
+            assert!(!idents.iter().any(|i| i == "cache_memoize"), "{expanded}");
+            assert!(idents.iter().any(|i| i == "renamed"), "{expanded}");
+        }
+        let expanded = expand(
+            quote!(),
+            quote!(
+                fn f() {}
+            ),
+        );
+        assert!(expanded
+            .to_string()
+            .contains(":: cache_memoize :: __private"));
+    }
 }

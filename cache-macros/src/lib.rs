@@ -1,7 +1,8 @@
 //! The `#[cache_memoize]` attribute of the `cache-memoize` crate.
 //!
 //! Use it through `cache_memoize::cache_memoize`; the generated code calls
-//! `::cache_memoize::__private`. Arguments are parsed into a model (`attr`), checked against the function
+//! `::cache_memoize::__private` (or `{crate}::__private` with `crate = …`).
+//! Arguments are parsed into a model (`attr`), checked against the function
 //! and resolved into a final configuration (`check`, `config`), then turned
 //! into tokens (`expand`).
 
