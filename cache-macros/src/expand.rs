@@ -316,6 +316,8 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use proc_macro2::{TokenStream, TokenTree};
     use quote::quote;
 
@@ -419,6 +421,20 @@ mod tests {
         found
     }
 
+    /// The names used right after `__private ::`.
+    fn private_items(tokens: TokenStream) -> BTreeSet<String> {
+        let text = tokens.to_string();
+        text.split("__private :: ")
+            .skip(1)
+            .map(|rest| {
+                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     #[test]
     fn the_body_is_emitted_once() {
         for (args, func) in shapes() {
@@ -449,5 +465,24 @@ mod tests {
         assert!(expanded
             .to_string()
             .contains(":: cache_memoize :: __private"));
+    }
+
+    /// `src/private.rs` of the `cache-memoize` crate exports exactly these.
+    #[test]
+    fn private_exports_only_what_expansions_use() {
+        let used: BTreeSet<String> = shapes()
+            .into_iter()
+            .flat_map(|(args, func)| private_items(expand(args, func)))
+            .collect();
+        let exported = [
+            "Cache",
+            "Freshness",
+            "Memoized",
+            "Policy",
+            "key_part",
+            "method_prefix",
+            "registry",
+        ];
+        assert_eq!(used, exported.map(String::from).into());
     }
 }
