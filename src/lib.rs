@@ -29,7 +29,14 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub use cache_core::*;
+// By name, so that what this crate offers is decided here: a new public
+// item of cache-core is not public here until it is added to this list.
+pub use cache_core::{batch, blocking, codec, key, memoized, registry, stats, store};
+pub use cache_core::{
+    BreakerSettings, BreakerState, Cache, CacheBuilder, CallOptions, Codec, CodecBuilder,
+    CodecError, Error, Freshness, KeyBuilder, KeyMatcher, LockSettings, RedactedUrl, Result,
+    StatsSnapshot, MAX_TTL,
+};
 // Shown as re-exports, not as copies of the whole redis and serde docs.
 #[doc(no_inline)]
 pub use cache_core::{redis, serde};

@@ -9,7 +9,7 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Token};
+use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Path, Token};
 
 mod kw {
     syn::custom_keyword!(ttl);
@@ -34,7 +34,7 @@ mod kw {
 /// Every option, in the order the docs list them.
 const OPTIONS: &str = "ttl, prefix, key, skip(..), extra, hit, miss, store_result, \
                        cache_errors, cache_none, alias, cache, lock, early_refresh, \
-                       stale_while_revalidate, stale_if_error, tags";
+                       stale_while_revalidate, stale_if_error, tags, crate";
 
 /// One option as written: the span of its name (where errors about it
 /// point) and its value.
@@ -44,6 +44,7 @@ pub(crate) struct Setting<T> {
 }
 
 /// How long values live.
+#[derive(Clone)]
 pub(crate) enum Ttl {
     /// `ttl = 300`: whole seconds.
     Seconds(u64),
@@ -73,6 +74,9 @@ pub(crate) struct Args {
     pub stale_if_error: Option<Setting<Ttl>>,
     /// `tags = [expr, …]`: expressions of the arguments, each `ToString`.
     pub tags: Option<Setting<Vec<Expr>>>,
+    /// `crate = path`: where the `cache_memoize` crate is, when it is
+    /// renamed or re-exported.
+    pub krate: Option<Setting<Path>>,
     /// Mistakes found while parsing.
     pub errors: Vec<syn::Error>,
 }
@@ -102,6 +106,12 @@ impl Parse for Args {
 
 impl Args {
     fn parse_option(&mut self, input: ParseStream) -> syn::Result<()> {
+        // `crate` is a keyword, so not one of the `custom_keyword!`s.
+        if input.peek(Token![crate]) {
+            let name = input.parse::<Token![crate]>()?.span;
+            let value = parse_crate(input, name)?;
+            return set(&mut self.krate, "crate", name, value);
+        }
         macro_rules! options {
             ($($kw:ident => $parse:expr,)*) => {$(
                 if input.peek(kw::$kw) {
@@ -281,6 +291,43 @@ fn parse_duration(input: ParseStream, name: Span, option: &str) -> syn::Result<T
     Err(syn::Error::new_spanned(lit, format!("{forms}, not {kind}")))
 }
 
+/// `crate = ::cache_memoize` or `crate = memo` (a path, the way the other
+/// options name items); `crate = "memo"` (serde's and tokio's form) too.
+fn parse_crate(input: ParseStream, name: Span) -> syn::Result<Path> {
+    const FORM: &str = "`crate` is the path by which this code reaches the cache-memoize \
+                        crate: `crate = ::cache_memoize`, or `crate = memo` after \
+                        `use cache_memoize as memo;`";
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(
+            name,
+            format!("expected `=` after `crate`; {FORM}"),
+        ));
+    }
+    input.parse::<Token![=]>()?;
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return lit.parse_with(Path::parse_mod_style).map_err(|_| {
+            syn::Error::new(
+                lit.span(),
+                format!("{} is not a path; {FORM}", lit.to_token_stream()),
+            )
+        });
+    }
+    let value: Expr = input.parse().map_err(|e| syn::Error::new(e.span(), FORM))?;
+    match value {
+        Expr::Path(syn::ExprPath {
+            qself: None, path, ..
+        }) if path.segments.iter().all(|s| s.arguments.is_none()) => Ok(path),
+        other => Err(syn::Error::new_spanned(
+            &other,
+            format!(
+                "`{}` is not a path; {FORM}",
+                other.to_token_stream().to_string().replace(" :: ", "::")
+            ),
+        )),
+    }
+}
+
 fn parse_skip(input: ParseStream, name: Span) -> syn::Result<Vec<Ident>> {
     if !input.peek(syn::token::Paren) {
         return Err(syn::Error::new(
@@ -307,4 +354,56 @@ fn skip_past_comma(input: ParseStream) {
         }
         Ok(((), rest))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::{quote, ToTokens};
+
+    use super::Args;
+
+    fn parse(tokens: proc_macro2::TokenStream) -> Args {
+        syn::parse2(tokens).expect("parsing collects errors, it does not fail")
+    }
+
+    fn messages(args: &Args) -> Vec<String> {
+        args.errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn crate_takes_a_path_or_a_string_holding_one() {
+        for (tokens, path) in [
+            (quote!(crate = ::cache_memoize), ":: cache_memoize"),
+            (quote!(crate = memo), "memo"),
+            (quote!(crate = crate::deps::memo), "crate :: deps :: memo"),
+            (quote!(crate = "memo::inner"), "memo :: inner"),
+        ] {
+            let args = parse(tokens);
+            assert!(args.errors.is_empty(), "{:?}", messages(&args));
+            let krate = args.krate.expect("set").value;
+            assert_eq!(krate.to_token_stream().to_string(), path);
+        }
+    }
+
+    #[test]
+    fn crate_refuses_what_is_not_a_path() {
+        for (tokens, shown) in [
+            (
+                quote!(crate = "cache memoize"),
+                "\"cache memoize\" is not a path",
+            ),
+            (quote!(crate = memo::<u8>), "`memo::< u8 >` is not a path"),
+            (quote!(crate = 1), "`1` is not a path"),
+        ] {
+            let errors = messages(&parse(tokens));
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].starts_with(shown), "{errors:?}");
+            assert!(errors[0].contains("`crate = memo` after `use cache_memoize as memo;`"));
+        }
+        let errors = messages(&parse(quote!(crate, ttl = 1)));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("expected `=` after `crate`"));
+        let errors = messages(&parse(quote!(crate = a, crate = b)));
+        assert_eq!(errors, ["`crate` is given twice; keep one of them"]);
+    }
 }

@@ -1,14 +1,22 @@
 //! Cross-checks the options against the function they annotate, collecting
-//! every mistake (as serde_derive's `Ctxt`), and produces the [`Plan`] the
-//! expansion follows.
+//! every mistake (as serde_derive's `Ctxt`), and makes every decision the
+//! expansion follows: the [`FinalConfig`].
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::ToTokens;
+use quote::{format_ident, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, Ident, ItemFn, Pat, PatIdent, Receiver, ReturnType, Type};
+use syn::{
+    parse_quote, Attribute, Expr, FnArg, GenericParam, Generics, Ident, ItemFn, Pat, PatIdent,
+    Receiver, ReturnType, Signature, Type,
+};
 
 use crate::attr::{Args, Setting};
+use crate::config::{
+    Body, CacheChoice, Call, CallMethod, Callback, Companion, CompanionKind, FinalConfig,
+    Freshness, GenericPart, Key, KeyValues, Place, Prefix, Scope, Storage, Wrapper,
+};
 
 /// The mistakes found so far.
 #[derive(Default)]
@@ -34,29 +42,11 @@ impl Errors {
 }
 
 /// An argument of the function (not `self`).
-pub(crate) struct Param {
-    pub ident: Ident,
-    pub mutability: Option<syn::token::Mut>,
-    pub ty: Type,
+struct Param {
+    ident: Ident,
+    ty: Type,
     /// Listed in `skip(...)`: not part of the key.
-    pub skipped: bool,
-}
-
-/// Which results are stored (maps to `Policy::{always, ok, some}`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Storage {
-    Always,
-    Ok,
-    Some,
-}
-
-/// Everything the expansion needs, checked.
-pub(crate) struct Plan<'a> {
-    pub args: &'a Args,
-    pub func: &'a ItemFn,
-    pub receiver: Option<&'a Receiver>,
-    pub params: Vec<Param>,
-    pub storage: Storage,
+    skipped: bool,
 }
 
 /// The shape of the return type, as far as the options care.
@@ -68,9 +58,10 @@ enum Returns {
     Other,
 }
 
-/// Checks `args` against `func`; all mistakes at once.
-pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a>> {
-    let mut errors = Errors(args.errors.clone());
+/// Checks `args` against `func`, all mistakes at once, and decides
+/// everything the expansion does.
+pub(crate) fn check(mut args: Args, func: &ItemFn) -> syn::Result<FinalConfig> {
+    let mut errors = Errors(std::mem::take(&mut args.errors));
     let sig = &func.sig;
     let name = &sig.ident;
     if let Some(constness) = &sig.constness {
@@ -110,11 +101,9 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
                         by_ref: None,
                         subpat: None,
                         ident,
-                        mutability,
                         ..
                     }) => params.push(Param {
                         ident: ident.clone(),
-                        mutability: *mutability,
                         ty: (*typed.ty).clone(),
                         skipped: false,
                     }),
@@ -127,11 +116,11 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
             }
         }
     }
-    check_skip(args, &mut params, &mut errors);
+    check_skip(&args, &mut params, &mut errors);
     let returns = check_return(&sig.output, &mut errors);
-    check_return_options(args, &returns, name, &sig.output, &mut errors);
-    check_cache_choice(args, &params, name, &mut errors);
-    check_freshness(args, sig, receiver, &params, &returns, &mut errors);
+    check_return_options(&args, &returns, name, &sig.output, &mut errors);
+    check_cache_choice(&args, &params, name, &mut errors);
+    check_freshness(&args, sig, receiver, &params, &returns, &mut errors);
     if let Some(prefix) = &args.prefix {
         if prefix.value.value().is_empty() {
             errors.at(
@@ -141,17 +130,368 @@ pub(crate) fn check<'a>(args: &'a Args, func: &'a ItemFn) -> syn::Result<Plan<'a
         }
     }
     errors.into_result()?;
-    let storage = match returns {
-        Returns::Result { .. } if !is_true(&args.cache_errors) => Storage::Ok,
-        Returns::Option if is_false(&args.cache_none) => Storage::Some,
-        _ => Storage::Always,
-    };
-    Ok(Plan {
+    Ok(decide(args, func, receiver.is_some(), params, &returns))
+}
+
+/// The final configuration of a function whose options passed every check.
+fn decide(
+    args: Args,
+    func: &ItemFn,
+    is_method: bool,
+    params: Vec<Param>,
+    returns: &Returns,
+) -> FinalConfig {
+    let decider = Decider {
+        inherited: inherited_attrs(&func.attrs),
         args,
         func,
-        receiver,
+        is_method,
         params,
-        storage,
+    };
+    let (memoized, refresh) = decider.wrappers();
+    let (cache_key, invalidate, invalidate_all) = decider.companions();
+    FinalConfig {
+        memoized,
+        refresh,
+        body: decider.body(),
+        call: decider.call(returns),
+        place: decider.place(),
+        key: decider.key(),
+        cache_key,
+        invalidate,
+        invalidate_all,
+        krate: decider
+            .args
+            .krate
+            .map_or_else(|| parse_quote!(::cache_memoize), |krate| krate.value),
+    }
+}
+
+/// What the decisions are made from.
+struct Decider<'a> {
+    args: Args,
+    func: &'a ItemFn,
+    /// The function takes `self`.
+    is_method: bool,
+    params: Vec<Param>,
+    /// The user's attributes that every generated item carries.
+    inherited: Vec<Attribute>,
+}
+
+impl Decider<'_> {
+    fn name(&self) -> &Ident {
+        &self.func.sig.ident
+    }
+
+    /// A generated doc, then the inherited attributes.
+    fn attrs(&self, doc: String) -> Vec<Attribute> {
+        let mut attrs: Vec<Attribute> = vec![parse_quote!(#[doc = #doc])];
+        attrs.extend(self.inherited.iter().cloned());
+        attrs
+    }
+
+    fn arg_idents(&self) -> Vec<Ident> {
+        self.params.iter().map(|p| p.ident.clone()).collect()
+    }
+
+    /// `foo` (with all the user's attributes) and `foo_refresh`.
+    fn wrappers(&self) -> (Wrapper, Wrapper) {
+        let name = self.name();
+        let mut sig = self.func.sig.clone();
+        strip_mut_from_inputs(&mut sig);
+        let mut refresh_sig = sig.clone();
+        refresh_sig.ident = format_ident!("{name}_refresh");
+        let memoized = Wrapper {
+            attrs: self.func.attrs.clone(),
+            vis: self.func.vis.clone(),
+            sig,
+            refreshing: false,
+        };
+        let refresh = Wrapper {
+            attrs: self.attrs(format!(
+                "Runs `{name}` without looking in the cache, stores the result and returns \
+                 it. Generated by `#[cache_memoize]`."
+            )),
+            vis: self.func.vis.clone(),
+            sig: refresh_sig,
+            refreshing: true,
+        };
+        (memoized, refresh)
+    }
+
+    fn body(&self) -> Body {
+        let sig = &self.func.sig;
+        let mut body_sig = sig.clone();
+        let name = self.name();
+        body_sig.ident = format_ident!("__cache_body_{}", name.unraw(), span = name.span());
+        let scope = if self.is_method || mentions_self_type(sig, &self.func.block) {
+            Scope::Impl
+        } else {
+            Scope::Module
+        };
+        Body {
+            attrs: self.inherited.clone(),
+            sig: body_sig,
+            block: self.func.block.clone(),
+            scope,
+            takes_self: self.is_method,
+            args: self.arg_idents(),
+            generics: self
+                .generic_parts()
+                .into_iter()
+                .map(|part| match part {
+                    GenericPart::Type(ident) | GenericPart::Const(ident) => ident,
+                })
+                .collect(),
+            unsafety: sig.unsafety.is_some(),
+        }
+    }
+
+    fn call(&self, returns: &Returns) -> Call {
+        let args = &self.args;
+        let refreshes = args.early_refresh.is_some() || args.stale_while_revalidate.is_some();
+        let method = match (self.func.sig.asyncness.is_some(), refreshes) {
+            (false, _) => CallMethod::Blocking,
+            (true, false) => CallMethod::Async,
+            (true, true) => CallMethod::AsyncRefreshing,
+        };
+        let freshness = (refreshes || args.stale_if_error.is_some()).then(|| Freshness {
+            early_refresh: args.early_refresh.as_ref().map(|beta| beta.value),
+            stale_while_revalidate: value(&args.stale_while_revalidate),
+            stale_if_error: value(&args.stale_if_error),
+        });
+        let storage = match returns {
+            Returns::Result { .. } if !is_true(&args.cache_errors) => Storage::Ok,
+            Returns::Option if is_false(&args.cache_none) => Storage::Some,
+            _ => Storage::Always,
+        };
+        let (returns, return_span) = match &self.func.sig.output {
+            ReturnType::Default => (parse_quote!(()), Span::call_site()),
+            ReturnType::Type(_, ty) => ((**ty).clone(), ty.span()),
+        };
+        Call {
+            method,
+            args: self.arg_idents(),
+            ttl: value(&args.ttl),
+            lock: value(&args.lock),
+            freshness,
+            tags: value(&args.tags).unwrap_or_default(),
+            storage,
+            returns,
+            return_span,
+            hit: self.callback(&args.hit),
+            miss: self.callback(&args.miss),
+        }
+    }
+
+    fn callback(&self, setting: &Option<Setting<Expr>>) -> Option<Callback> {
+        let path = value(setting)?;
+        let args = self.params.iter().map(|p| {
+            let is_reference = matches!(p.ty, Type::Reference(_));
+            (p.ident.clone(), is_reference)
+        });
+        Some(Callback {
+            path,
+            args: args.collect(),
+        })
+    }
+
+    fn place(&self) -> Place {
+        let args = &self.args;
+        let name = self.name().to_string();
+        Place {
+            cache: match (&args.cache, &args.alias) {
+                (Some(cache), _) => CacheChoice::Explicit(cache.value.clone()),
+                (None, Some(alias)) => CacheChoice::Alias(alias.value.clone()),
+                (None, None) => CacheChoice::Default,
+            },
+            prefix: match &args.prefix {
+                Some(prefix) => Prefix::Given(prefix.value.clone()),
+                None if self.is_method => Prefix::Method(name),
+                None => Prefix::Module(name),
+            },
+        }
+    }
+
+    fn generic_parts(&self) -> Vec<GenericPart> {
+        let params = self.func.sig.generics.params.iter();
+        params
+            .filter_map(|param| match param {
+                GenericParam::Type(t) => Some(GenericPart::Type(t.ident.clone())),
+                GenericParam::Const(c) => Some(GenericPart::Const(c.ident.clone())),
+                GenericParam::Lifetime(_) => None,
+            })
+            .collect()
+    }
+
+    fn key(&self) -> Key {
+        let values = match value(&self.args.key) {
+            Some(expr) => KeyValues::Expr(expr),
+            None => KeyValues::Args(
+                self.params
+                    .iter()
+                    .filter(|p| !p.skipped)
+                    .map(|p| p.ident.clone())
+                    .collect(),
+            ),
+        };
+        Key {
+            generics: self.generic_parts(),
+            values,
+            extra: value(&self.args.extra),
+        }
+    }
+
+    /// `foo_cache_key`, `foo_invalidate` and `foo_invalidate_all`.
+    fn companions(&self) -> (Companion, Companion, Companion) {
+        let name = self.name();
+        let is_async = self.func.sig.asyncness.is_some();
+        let cache_key = self.key_companion(
+            CompanionKind::CacheKey,
+            "cache_key",
+            format!(
+                "The exact Redis key under which `{name}` stores its result for these \
+                 arguments. Generated by `#[cache_memoize]`."
+            ),
+            // It does no I/O, so it is sync even for an `async fn`.
+            false,
+        );
+        let invalidate = self.key_companion(
+            CompanionKind::Invalidate,
+            "invalidate",
+            format!(
+                "Deletes the cached result of `{name}` for these arguments: `true` when an \
+                 entry was deleted, `false` when there was none or the cache could not be \
+                 reached (logged). Generated by `#[cache_memoize]`."
+            ),
+            is_async,
+        );
+        let invalidate_all = Companion {
+            attrs: self.attrs(format!(
+                "Deletes every cached result of `{name}`, and none of any other function: \
+                 how many were deleted, `0` when the cache could not be reached (logged). \
+                 Generated by `#[cache_memoize]`."
+            )),
+            vis: self.func.vis.clone(),
+            ident: format_ident!("{name}_invalidate_all"),
+            is_async,
+            takes_self: self.uses_self(&[&self.args.cache]),
+            generics: Generics::default(),
+            params: Vec::new(),
+            kind: CompanionKind::InvalidateAll,
+        };
+        (cache_key, invalidate, invalidate_all)
+    }
+
+    /// A companion that takes the arguments that can be in the key: all of
+    /// them with `key = …` (which may use any), else those not skipped.
+    fn key_companion(
+        &self,
+        kind: CompanionKind,
+        suffix: &str,
+        doc: String,
+        is_async: bool,
+    ) -> Companion {
+        let args = &self.args;
+        let keyed_by_expr = args.key.is_some();
+        let mut attrs = self.attrs(doc);
+        // The arguments the key expression does not use must not warn.
+        if keyed_by_expr {
+            attrs.push(parse_quote!(#[allow(unused_variables)]));
+        }
+        let params = self.params.iter().filter(|p| keyed_by_expr || !p.skipped);
+        let name = self.name();
+        Companion {
+            attrs,
+            vis: self.func.vis.clone(),
+            ident: format_ident!("{name}_{suffix}"),
+            is_async,
+            takes_self: self.uses_self(&[&args.key, &args.extra, &args.cache]),
+            generics: self.func.sig.generics.clone(),
+            params: params.map(|p| (p.ident.clone(), p.ty.clone())).collect(),
+            kind,
+        }
+    }
+
+    /// A method whose `key`, `extra` or `cache` (as given) uses `self`.
+    fn uses_self(&self, settings: &[&Option<Setting<Expr>>]) -> bool {
+        self.is_method
+            && settings.iter().any(|setting| {
+                setting.as_ref().is_some_and(|s| {
+                    free_idents(s.value.to_token_stream())
+                        .iter()
+                        .any(|ident| ident == "self")
+                })
+            })
+    }
+}
+
+fn value<T: Clone>(setting: &Option<Setting<T>>) -> Option<T> {
+    setting.as_ref().map(|setting| setting.value.clone())
+}
+
+/// The attributes of the user's function that decide whether a generated
+/// item exists or how it is linted: every generated item carries them.
+fn inherited_attrs(attrs: &[Attribute]) -> Vec<Attribute> {
+    attrs
+        .iter()
+        .filter(|attr| {
+            ["cfg", "cfg_attr", "allow", "expect", "warn", "deny"]
+                .iter()
+                .any(|name| attr.path().is_ident(name))
+        })
+        .cloned()
+        .collect()
+}
+
+/// `mut x: T` becomes `x: T` (and `mut self`, `self`) in the wrappers'
+/// signature: they only pass the arguments on, and the body binds them
+/// `mut`, so no "unused mut" warning appears.
+fn strip_mut_from_inputs(sig: &mut Signature) {
+    for input in &mut sig.inputs {
+        match input {
+            FnArg::Typed(typed) => {
+                if let Pat::Ident(pat) = &mut *typed.pat {
+                    pat.mutability = None;
+                }
+            }
+            FnArg::Receiver(receiver) => {
+                if receiver.reference.is_none() {
+                    receiver.mutability = None;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `Self` appears in the signature, or in the body outside the
+/// items nested in it: then a function without `self` is an associated
+/// fn, and its body fn is reached as `Self::…`. (The attribute sees only
+/// the function, not the `impl` around it.)
+fn mentions_self_type(sig: &Signature, block: &syn::Block) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_ident(&mut self, ident: &Ident) {
+            self.0 |= ident == "Self";
+        }
+        fn visit_item(&mut self, _: &syn::Item) {
+            // A nested item has a `Self` of its own, if any.
+        }
+        fn visit_macro(&mut self, mac: &syn::Macro) {
+            self.visit_path(&mac.path);
+            self.0 |= tokens_mention_self(mac.tokens.clone());
+        }
+    }
+    let mut finder = Finder(tokens_mention_self(sig.to_token_stream()));
+    finder.visit_block(block);
+    finder.0
+}
+
+fn tokens_mention_self(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        TokenTree::Ident(ident) => ident == "Self",
+        TokenTree::Group(group) => tokens_mention_self(group.stream()),
+        _ => false,
     })
 }
 
@@ -419,7 +759,7 @@ fn impl_trait_in(ty: &Type) -> Option<&syn::TypeImplTrait> {
 
 /// Identifiers that name a variable or a path start in `tokens`: not a
 /// field or method after `.`, nor a later path segment after `::`.
-pub(crate) fn free_idents(tokens: TokenStream) -> Vec<Ident> {
+fn free_idents(tokens: TokenStream) -> Vec<Ident> {
     let mut found = Vec::new();
     let mut after_accessor = false;
     let mut colons = 0;

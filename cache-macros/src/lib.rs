@@ -1,8 +1,10 @@
 //! The `#[cache_memoize]` attribute of the `cache-memoize` crate.
 //!
 //! Use it through `cache_memoize::cache_memoize`; the generated code calls
-//! `::cache_memoize::__private`. Arguments are parsed into a model
-//! (`attr`), checked against the function (`check`) and expanded (`expand`).
+//! `::cache_memoize::__private` (or `{crate}::__private` with `crate = …`).
+//! Arguments are parsed into a model (`attr`), checked against the function
+//! and resolved into a final configuration (`check`, `config`), then turned
+//! into tokens (`expand`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -12,6 +14,7 @@ use syn::ItemFn;
 
 mod attr;
 mod check;
+mod config;
 mod expand;
 
 // The documentation's examples are compiled and run as doctests of the
@@ -31,8 +34,8 @@ pub fn cache_memoize(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(args) => args,
         Err(e) => return with_original(e, &func),
     };
-    match check::check(&args, &func) {
-        Ok(plan) => expand::expand(&plan).into(),
+    match check::check(args, &func) {
+        Ok(config) => expand::expand(&config).into(),
         Err(e) => with_original(e, &func),
     }
 }
