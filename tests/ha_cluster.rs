@@ -73,14 +73,7 @@ async fn a_hung_master_costs_only_its_own_keys() {
             (paused, origin.elapsed())
         })
     };
-    let calls = load::run(
-        &cache,
-        TASKS,
-        KEYS,
-        origin,
-        Arc::new(move |now| now < end),
-    )
-    .await;
+    let calls = load::run(&cache, TASKS, KEYS, origin, Arc::new(move |now| now < end)).await;
     let (paused, resumed) = controller.join().expect("controller thread");
 
     let (failed, max_latency) = load::failures_and_max_latency(&calls);

@@ -17,7 +17,7 @@ mod sentinel_support;
 use std::time::{Duration, Instant};
 
 use cache_memoize::Cache;
-use failover::{Fault, FailoverReport};
+use failover::{FailoverReport, Fault};
 use sentinel_support::{SentinelGroup, MASTER_NAME};
 
 const DOWN_AFTER: Duration = Duration::from_secs(1);

@@ -124,7 +124,7 @@ async fn drive<T: Send + 'static>(
         let cap = FAULT_AT + PROMOTION_TIMEOUT + AFTER;
         Arc::new(move |now: Duration| {
             let promoted = *promoted_at.lock().unwrap();
-            !promoted.is_some_and(|p| now > p + AFTER) && now < cap
+            promoted.is_none_or(|p| now <= p + AFTER) && now < cap
         })
     };
     let controller = std::thread::spawn(move || controller(origin));
@@ -199,7 +199,9 @@ pub async fn sentinel(
     for key in 0..KEYS {
         load::call(cache, key).await;
     }
-    let acked = group.node_of_port(old_master).cmd(&[b"WAIT", b"2", b"5000"]);
+    let acked = group
+        .node_of_port(old_master)
+        .cmd(&[b"WAIT", b"2", b"5000"]);
     assert_eq!(acked.as_int(), Some(2), "replicas in sync");
     let first_sentinel = sentinel_pid(&group, 0);
     let (report, (group, first_sentinel)) = drive(

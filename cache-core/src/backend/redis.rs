@@ -423,7 +423,11 @@ where
             return self.set(key, value, None).await;
         };
         let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(key).arg(value).ignore().add_command(wait);
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .ignore()
+            .add_command(wait);
         let (acked,): (u64,) = self
             .run(Route::Key(key), |mut c| async move {
                 pipe.query_async(&mut c).await
