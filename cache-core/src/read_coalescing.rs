@@ -36,7 +36,7 @@ impl Cache {
         match self.inner.reads.join(full) {
             Role::Leader(leader) => {
                 let read = self.read_now(full).await;
-                leader.land(read.clone());
+                leader.land_copy(&read);
                 read
             }
             Role::Follower(flight) => match single_flight::wait(flight).await {

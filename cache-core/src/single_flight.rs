@@ -63,13 +63,18 @@ pub(crate) enum Role<'a, V: Clone> {
 }
 
 impl<V: Clone> SingleFlight<V> {
+    fn shard_of(&self, key: &str) -> usize {
+        self.hasher.hash_one(key) as usize % SHARDS
+    }
+
     fn shard(&self, key: &str) -> &Mutex<HashMap<Arc<str>, Flight<V>>> {
-        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+        &self.shards[self.shard_of(key)]
     }
 
     /// Joins the flight for `key`, starting it if there is none.
     pub(crate) fn join(&self, key: &str) -> Role<'_, V> {
-        let mut flights = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        let shard = self.shard_of(key);
+        let mut flights = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
         if let Some(flight) = flights.get(key) {
             return Role::Follower(flight.clone());
         }
@@ -82,8 +87,10 @@ impl<V: Clone> SingleFlight<V> {
         flights.insert(key.clone(), flight.clone());
         Role::Leader(LeaderGuard {
             flights: self,
+            shard,
             key,
             flight,
+            removed: std::cell::Cell::new(false),
         })
     }
 
@@ -122,19 +129,35 @@ impl<V: Clone> SingleFlight<V> {
 /// [`land`](Self::land) (cancellation, panic) releases the followers.
 pub(crate) struct LeaderGuard<'a, V: Clone> {
     flights: &'a SingleFlight<V>,
+    /// The index of the key's shard (hashed once, in `join`).
+    shard: usize,
     key: Arc<str>,
     flight: Flight<V>,
+    /// Whether the flight left the map (landing, then drop, both finish).
+    removed: std::cell::Cell<bool>,
 }
 
 impl<V: Clone> LeaderGuard<'_, V> {
     /// Hands `result` to every follower.
     pub(crate) fn land(self, result: V) {
-        self.finish(Some(result));
+        self.finish(|| Some(result));
     }
 
-    fn finish(&self, result: Option<V>) {
+    /// Hands a copy of `result` to every follower; with none (the common
+    /// case for reads of keys spread wide), copies nothing.
+    pub(crate) fn land_copy(self, result: &V) {
+        self.finish(|| Some(result.clone()));
+    }
+
+    fn finish(&self, result: impl FnOnce() -> Option<V>) {
         // Remove first: a caller arriving after this point starts afresh.
         self.remove();
+        // No follower joined (only this guard holds the flight now), and
+        // none can: the map no longer has it. Nothing to hand over.
+        if Arc::strong_count(&self.flight) == 1 {
+            return;
+        }
+        let result = result();
         let mut outcome = self
             .flight
             .outcome
@@ -148,9 +171,10 @@ impl<V: Clone> LeaderGuard<'_, V> {
     }
 
     fn remove(&self) {
-        let mut flights = self
-            .flights
-            .shard(&self.key)
+        if self.removed.replace(true) {
+            return;
+        }
+        let mut flights = self.flights.shards[self.shard]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         // Only remove our own flight, never a newer one.
@@ -166,7 +190,7 @@ impl<V: Clone> LeaderGuard<'_, V> {
 impl<V: Clone> Drop for LeaderGuard<'_, V> {
     fn drop(&mut self) {
         // Releases the followers with "nothing" if no result landed.
-        self.finish(None);
+        self.finish(|| None);
     }
 }
 
