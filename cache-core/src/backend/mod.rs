@@ -1,6 +1,7 @@
 //! Where entries live: Redis (pooled, multiplexed) or process memory.
 
 mod cluster;
+mod hash_slot;
 mod memory;
 mod node_breakers;
 mod redis;

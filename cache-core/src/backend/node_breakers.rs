@@ -126,7 +126,7 @@ impl NodeBreakers {
         };
         let owners = owners.load();
         let index = match route {
-            Route::Key(key) => owners.owner[usize::from(super::cluster::hash_slot(key))],
+            Route::Key(key) => owners.owner[usize::from(super::hash_slot::hash_slot(key))],
             Route::Slot(slot) => owners.owner[usize::from(slot) % SLOTS],
             Route::Node(address) => owners
                 .nodes
