@@ -87,6 +87,20 @@ impl Default for CacheBuilder {
     }
 }
 
+impl Cache {
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// An in-memory cache with the default settings (the embedded default).
+    pub fn memory() -> Cache {
+        CacheBuilder::default()
+            .build()
+            .expect("the default in-memory configuration is valid")
+    }
+}
+
 impl CacheBuilder {
     /// A name for logs and the registry (default `"default"`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -378,7 +392,7 @@ impl CacheBuilder {
             lock: self.lock,
             reads: Default::default(),
             coalesce_reads: self.coalesce_reads,
-            lookup_slots: tokio::sync::Semaphore::new(crate::memoizing::LOOKUP_SLOTS),
+            lookup_slots: tokio::sync::Semaphore::new(crate::cache::LOOKUP_SLOTS),
             slot_wait: self.response_timeout,
         }))
     }

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::blocking::{block_on_io, wait_here};
-use crate::builder::CacheBuilder;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
@@ -47,6 +46,13 @@ pub struct Cache {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// Memoized calls of one cache that look up at the same time. A lookup in
+/// progress holds ~2 KB (its state and redis-rs's request); a call beyond
+/// this many waits for a slot holding almost nothing, so 10,000 concurrent
+/// calls do not hold 10,000 lookups' worth of memory. 512 pipelined lookups
+/// keep Redis busy, so the wait costs no throughput.
+pub(crate) const LOOKUP_SLOTS: usize = 512;
+
 pub(crate) struct Inner {
     pub(crate) name: String,
     pub(crate) backend: Backend,
@@ -65,7 +71,7 @@ pub(crate) struct Inner {
     pub(crate) lock: LockSettings,
     pub(crate) reads: ReadCoalescer,
     pub(crate) coalesce_reads: bool,
-    /// Memoized calls looking up at once (see `memoizing::LOOKUP_SLOTS`).
+    /// Memoized calls looking up at once (see [`LOOKUP_SLOTS`]).
     pub(crate) lookup_slots: tokio::sync::Semaphore,
     /// How long a call waits for a lookup slot: the response timeout.
     pub(crate) slot_wait: Duration,
@@ -145,18 +151,6 @@ impl CallOptions {
 }
 
 impl Cache {
-    /// Starts configuring a cache.
-    pub fn builder() -> CacheBuilder {
-        CacheBuilder::default()
-    }
-
-    /// An in-memory cache with the default settings (the embedded default).
-    pub fn memory() -> Cache {
-        CacheBuilder::default()
-            .build()
-            .expect("the default in-memory configuration is valid")
-    }
-
     pub(crate) fn from_inner(inner: Inner) -> Cache {
         Cache {
             inner: Arc::new(inner),

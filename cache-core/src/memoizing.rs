@@ -27,13 +27,6 @@ use futures::FutureExt as _;
 /// low-priority codec pool instead, so small hits keep their latency.
 pub(crate) const OFFLOAD_BYTES: usize = 128 * 1024;
 
-/// Memoized calls of one cache that look up at the same time. A lookup in
-/// progress holds ~2 KB (its state and redis-rs's request); a call beyond
-/// this many waits for a slot holding almost nothing, so 10,000 concurrent
-/// calls do not hold 10,000 lookups' worth of memory. 512 pipelined lookups
-/// keep Redis busy, so the wait costs no throughput.
-pub(crate) const LOOKUP_SLOTS: usize = 512;
-
 enum Lookup<S> {
     /// The decoded value, and the payload it came from (its header's
     /// metadata and tag stamps).
@@ -584,7 +577,7 @@ impl Cache {
         self.inner.reads.detach_all();
     }
 
-    /// A lookup slot (see [`LOOKUP_SLOTS`]), waiting at most the response
+    /// A lookup slot (see [`LOOKUP_SLOTS`](crate::cache::LOOKUP_SLOTS)), waiting at most the response
     /// timeout. Plain functions (their own threads) and the in-memory
     /// backend need none.
     async fn lookup_slot(&self, mode: IoMode) -> Result<Option<tokio::sync::SemaphorePermit<'_>>> {
