@@ -691,7 +691,9 @@ impl Cache {
     /// overlap share one GET (see [`crate::read_coalescing`]).
     async fn read(&self, mode: IoMode, full: &str) -> Read {
         match mode {
-            IoMode::Inline if self.inner.coalesce_reads => self.coalesced_read(full).await,
+            IoMode::Inline if self.inner.coalesce_reads => {
+                self.inner.reads.read(full, || self.read_now(full)).await
+            }
             _ => self.read_fresh(mode, full).await,
         }
     }

@@ -9,9 +9,9 @@
 //! unaffected. A reader that is cancelled releases its waiters, which then
 //! read for themselves.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use crate::cache::Cache;
 use crate::codec::Payload;
 use crate::error::{CodecError, Error};
 use crate::single_flight::{self, Role, SingleFlight};
@@ -28,21 +28,39 @@ pub(crate) enum Read {
 }
 
 /// Reads in flight, by full key.
-pub(crate) type ReadCoalescer = SingleFlight<Read>;
+#[derive(Debug, Default)]
+pub(crate) struct ReadCoalescer {
+    flights: SingleFlight<Read>,
+}
 
-impl Cache {
-    /// Reads `full`, or waits for the read of it already in flight.
-    pub(crate) async fn coalesced_read(&self, full: &str) -> Read {
-        match self.inner.reads.join(full) {
+impl ReadCoalescer {
+    /// Reads `full` with `read` (one GET), or waits for the read of it
+    /// already in flight; reads again itself if that reader was cancelled.
+    pub(crate) async fn read<F, Fut>(&self, full: &str, read: F) -> Read
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Read>,
+    {
+        match self.flights.join(full) {
             Role::Leader(leader) => {
-                let read = self.read_now(full).await;
-                leader.land_copy(&read);
-                read
+                let found = read().await;
+                leader.land_copy(&found);
+                found
             }
             Role::Follower(flight) => match single_flight::wait(flight).await {
-                Some(read) => read,
-                None => self.read_now(full).await,
+                Some(found) => found,
+                None => read().await,
             },
         }
+    }
+
+    /// Reads of `full` from now on do not join one that started before.
+    pub(crate) fn detach(&self, full: &str) {
+        self.flights.detach(full);
+    }
+
+    /// [`detach`](Self::detach) for every key.
+    pub(crate) fn detach_all(&self) {
+        self.flights.detach_all();
     }
 }
