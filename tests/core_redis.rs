@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use cache_memoize::codec::header::Meta;
 use cache_memoize::key::function_key;
-use cache_memoize::{Cache, Codec, Error};
+use cache_memoize::redis::{ErrorKind as RedisErrorKind, RedisError};
+use cache_memoize::{Cache, Codec, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 use support::{RespValue, TestRedis};
 
@@ -636,6 +637,92 @@ async fn acl_users_and_passwords_in_the_url_work_and_stay_secret() {
         message.contains("password"),
         "says what to check: {message}"
     );
+}
+
+/// `err` and every error in its `source` chain.
+fn error_chain(err: &Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .collect()
+}
+
+/// The `RedisError` in `err`'s source chain.
+fn redis_cause(err: &Error) -> &RedisError {
+    error_chain(err)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<RedisError>())
+        .unwrap_or_else(|| panic!("no RedisError in the source chain of {err:?}"))
+}
+
+/// `secret` appears in no Display or Debug text of `err`'s source chain.
+fn assert_secret_hidden(err: &Error, secret: &str) {
+    for e in error_chain(err) {
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
+
+/// A refused connection is `Connection`, refused credentials are `Auth`,
+/// each with redis-rs's error in its `source` chain and without the
+/// password anywhere in that chain.
+#[tokio::test]
+async fn connection_errors_keep_their_kind_and_redis_cause_but_not_the_password() {
+    let _redis = redis();
+    let dead_port = support::free_port();
+    let err = Cache::builder()
+        .url(format!("redis://app:hunter2@127.0.0.1:{dead_port}/"))
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err:?}");
+    assert!(err.is_connection() && !err.is_timeout(), "{err:?}");
+    assert!(redis_cause(&err).is_connection_refusal(), "{err:?}");
+    assert!(err.redis_error().is_some());
+    assert_secret_hidden(&err, "hunter2");
+
+    let server = support::RedisServer::start_with_args(&[
+        "--requirepass",
+        "admin-pw",
+        "--user",
+        "app",
+        "on",
+        ">s3cret-pw",
+        "~*",
+        "+@all",
+    ]);
+    let wrong = format!("redis://app:wrong-pw@127.0.0.1:{}/", server.port);
+    let err = Cache::builder().url(&wrong).connect().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");
+    assert!(!err.is_connection() && !err.is_timeout(), "{err:?}");
+    assert_eq!(
+        redis_cause(&err).kind(),
+        RedisErrorKind::AuthenticationFailed,
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("check the user and password"),
+        "{err}"
+    );
+    assert_secret_hidden(&err, "wrong-pw");
+    assert_secret_hidden(&err, "s3cret-pw");
+
+    // No password on a server that needs one: every command is answered
+    // NOAUTH, one reply to a single command, two to DEL + WAIT (a
+    // pipeline, whose error redis-rs reports without a code of its own).
+    let anonymous = format!("redis://127.0.0.1:{}/", server.port);
+    let cache = Cache::builder().url(&anonymous).build().unwrap();
+    let err = cache.get::<u8>("k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");
+    assert_eq!(redis_cause(&err).code(), Some("NOAUTH"), "{err:?}");
+    let waiting = Cache::builder()
+        .url(&anonymous)
+        .wait_for_replicas(1, Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let err = waiting.delete("k").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");
 }
 
 #[test]

@@ -88,25 +88,22 @@ impl CliError {
     /// The first connection to `url` failed with `source`.
     pub fn connect(url: RedactedUrl, source: RedisError) -> Self {
         Self::Connect {
+            hint: connect_hint(&source, &url),
             url,
-            hint: connect_hint(&source),
             source,
         }
     }
 }
 
-/// What to do when connecting failed with `e`.
-fn connect_hint(e: &RedisError) -> &'static str {
-    let code = e.code().unwrap_or_default();
-    let text = e.to_string();
+/// What to do when connecting to `url` failed with `e`.
+fn connect_hint(e: &RedisError, url: &RedactedUrl) -> &'static str {
     if e.kind() == ErrorKind::AuthenticationFailed
-        || matches!(code, "NOAUTH" | "WRONGPASS")
-        || text.contains("NOAUTH")
-        || text.contains("WRONGPASS")
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
     {
         "check the user and password in --url / REDIS_URL: \
          redis://user:password@host:port"
-    } else if e.kind() == ErrorKind::InvalidClientConfig && text.contains("TLS") {
+    } else if e.kind() == ErrorKind::InvalidClientConfig && wants_tls(url) && !cfg!(feature = "tls")
+    {
         "this build cannot speak TLS: reinstall with `cargo install cache-memoize-cli \
          --features tls` for rediss:// URLs"
     } else if e.kind() == ErrorKind::InvalidClientConfig {
@@ -120,23 +117,40 @@ fn connect_hint(e: &RedisError) -> &'static str {
     }
 }
 
+/// Whether `url` asks for TLS (`rediss://`, `valkeys://`).
+fn wants_tls(url: &RedactedUrl) -> bool {
+    let url = url.as_str();
+    url.starts_with("rediss://") || url.starts_with("valkeys://")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_connect_hint_follows_the_failure() {
+        let plain = RedactedUrl::new("redis://127.0.0.1:6379");
         let auth = RedisError::from((
             ErrorKind::AuthenticationFailed,
             "Password authentication failed",
         ));
-        assert!(connect_hint(&auth).contains("password"));
+        assert!(connect_hint(&auth, &plain).contains("password"));
+        let noauth = cache_core::redis::parse_redis_value(b"-NOAUTH Authentication required.\r\n")
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        assert!(connect_hint(&noauth, &plain).contains("password"));
         let tls = RedisError::from((
             ErrorKind::InvalidClientConfig,
             "can't connect with TLS, the feature is not enabled",
         ));
-        assert!(connect_hint(&tls).contains("--features tls"));
+        let tls_url = RedactedUrl::new("rediss://127.0.0.1:6380");
+        assert_eq!(
+            connect_hint(&tls, &tls_url).contains("--features tls"),
+            !cfg!(feature = "tls")
+        );
+        assert!(!connect_hint(&tls, &plain).contains("--features tls"));
         let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert!(connect_hint(&refused).contains("start Redis"));
+        assert!(connect_hint(&refused, &plain).contains("start Redis"));
     }
 }

@@ -281,8 +281,12 @@ fn is_refusal(e: &RedisError) -> bool {
 }
 
 /// `ERR syntax error`: what a Redis older than 6 answers to `SCAN … TYPE`.
+/// Redis gives a syntax error no code of its own, so the reply's detail
+/// (not redis-rs's rendering of the error) tells it apart.
 pub fn is_syntax_error(e: &RedisError) -> bool {
-    is_refusal(e) && e.to_string().to_ascii_lowercase().contains("syntax error")
+    e.code() == Some("ERR")
+        && e.detail()
+            .is_some_and(|detail| detail.trim().eq_ignore_ascii_case("syntax error"))
 }
 
 /// The masters in a `CLUSTER SLOTS` reply (`[[start, end, [host, port,

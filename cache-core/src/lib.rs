@@ -61,7 +61,7 @@ pub use builder::CacheBuilder;
 pub use cache::{Cache, CallOptions};
 pub use circuit_breaker::{BreakerSettings, BreakerState};
 pub use codec::{Codec, CodecBuilder};
-pub use error::{CodecError, Error, Result};
+pub use error::{CodecError, Error, ErrorKind, Result};
 pub use freshness::Freshness;
 pub use key::{KeyBuilder, KeyMatcher};
 pub use lease::LockSettings;

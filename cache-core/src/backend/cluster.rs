@@ -31,7 +31,7 @@ use deadpool_redis::PoolError;
 
 use super::hash_slot::hash_slot;
 use super::node_breakers::{NodeBreakers, Route, SlotRange};
-use super::redis::{connection_info, describe_url_error, Entry, RedisSettings};
+use super::redis::{connection_info, Entry, RedisSettings};
 use super::shared_connection::LeasePool;
 use super::RedisBackend;
 use crate::error::{Error, Result};
@@ -123,9 +123,9 @@ impl RedisBackend<ClusterPool> {
             ));
         }
         let url = RedactedUrl::list(seeds);
-        let invalid = |e: RedisError| Error::InvalidUrl {
+        let invalid = |source| Error::InvalidUrl {
             url: url.clone(),
-            reason: describe_url_error(&e),
+            source,
         };
         let infos = seeds
             .iter()

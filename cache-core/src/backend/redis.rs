@@ -150,9 +150,9 @@ impl RedisBackend<Pool> {
     /// Validates the URL and sets up the pool; no connection is made yet.
     pub(crate) fn new(settings: RedisSettings) -> Result<Self> {
         let url = RedactedUrl::new(&settings.url);
-        let invalid = |e: RedisError| Error::InvalidUrl {
+        let invalid = |source| Error::InvalidUrl {
             url: url.clone(),
-            reason: describe_url_error(&e),
+            source,
         };
         let info = connection_info(&settings.url, settings.tls_ca.as_deref()).map_err(invalid)?;
         let config = redis::AsyncConnectionConfig::new()
@@ -316,9 +316,20 @@ where
                 url: self.url.clone(),
                 timeout: self.connect_timeout,
             },
+            PoolError::Backend(source) => Error::Connect {
+                url: self.url.clone(),
+                source,
+            },
+            // Closed, NoRuntimeSpecified, PostCreateHook: none happens here
+            // (the pool is never closed, has a runtime and no hooks), and
+            // deadpool's texts for them hold no URL.
             other => Error::Connect {
                 url: self.url.clone(),
-                reason: other.to_string(),
+                source: RedisError::from((
+                    redis::ErrorKind::Client,
+                    "the connection pool failed",
+                    other.to_string(),
+                )),
             },
         })
     }
@@ -363,7 +374,7 @@ where
             } else {
                 Error::Command {
                     url: self.url.clone(),
-                    reason: e.to_string(),
+                    source: e,
                 }
             }
         })
@@ -722,13 +733,4 @@ pub(super) fn connection_info(
         redis::ErrorKind::InvalidClientConfig,
         "a TLS CA file needs the `tls` cargo feature of cache-memoize",
     )))
-}
-
-pub(super) fn describe_url_error(e: &RedisError) -> String {
-    let text = e.to_string();
-    if text.contains("TLS") || text.contains("tls") {
-        format!("{text} (rediss:// needs the `tls` cargo feature of cache-memoize)")
-    } else {
-        text
-    }
 }

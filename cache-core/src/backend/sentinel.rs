@@ -34,7 +34,7 @@ use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError};
 use deadpool_redis::PoolError;
 
 use super::node_breakers::{NodeBreakers, SlotRange};
-use super::redis::{connection_info, describe_url_error, RedisSettings};
+use super::redis::{connection_info, RedisSettings};
 use super::shared_connection::LeasePool;
 use super::RedisBackend;
 use crate::error::{Error, Result};
@@ -136,9 +136,9 @@ impl RedisBackend<SentinelPool> {
             ));
         }
         let url = RedactedUrl::list(&sentinel.sentinel_urls);
-        let invalid = |e: RedisError| Error::InvalidUrl {
+        let invalid = |source| Error::InvalidUrl {
             url: url.clone(),
-            reason: describe_url_error(&e),
+            source,
         };
         let infos = sentinel
             .sentinel_urls
