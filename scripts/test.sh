@@ -41,8 +41,9 @@ if ! command -v openssl >/dev/null 2>&1; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y openssl
 fi
 
-# --all-features: the optional codecs (all-codecs), their tests, the
-# fastest_config example, the codecs bench (run once as a smoke test) and
+# --workspace: the crates, the cache-memoize command and the fastest-config
+# tool (its unit tests need no Redis). --all-features: the optional codecs
+# (all-codecs), their tests, the codecs bench (run once as a smoke test) and
 # the TLS tests (feature `tls`). tests/cluster.rs starts a local 3-master
 # Redis Cluster with redis-server and redis-cli.
 log "cargo test --workspace --all-targets --all-features"

@@ -1,58 +1,22 @@
-//! Which serializer + compressor suits your data? Every configuration
-//! compiled in, measured through a real Redis, after the experiment
-//! "Fastest Redis configuration for Django".
+//! `fastest-config`: which serializer + compressor suits your data? Measures
+//! every configuration compiled in through a real Redis and recommends one.
 //!
 //! ```text
-//! cargo run --release --features all-codecs --example fastest_config -- \
+//! cargo run --release -p cache-memoize-fastest-config -- \
 //!     [--data FILE.json] [--seconds N] [--redis URL] [--out DIR] [--compress-threshold BYTES]
 //! ```
 //!
-//! For each dataset (the built-in four, or the JSON file given with `--data`)
-//! and each serializer x compressor:
-//! 1. a sanity check first: `decode(encode(x)) == x`, or the configuration is
-//!    left out for that dataset, saying why;
-//! 2. rounds until `--seconds` (default 20) are spent, the whole run
-//!    included: every round visits all (dataset, configuration) pairs in a
-//!    new random order, so drift of the machine spreads evenly; the first
-//!    round is a warm-up and is discarded. A visit measures the encode and
-//!    decode CPU time of the codec (this thread's CPU clock), then
-//!    `Cache::set` (write: encode + SET) and `Cache::get` (read: GET +
-//!    decode) of the value through Redis, wall clock; round trip is the two
-//!    together. The value read back is compared with the original.
-//!
-//! It prints, per dataset, the table (median first), the bar charts "Best
-//! medians (shorter better)" and "Size of data saved (shorter better)", the
-//! Pareto front and a recommendation, and an overall ranking relative to the
-//! default msgpack+zlib; it writes `fastest_config.svg`, `summary.csv` and
-//! `summary.json` into `--out` (default `target/fastest_config/`).
-//!
-//! The chart has one row per dataset: the two bar charts, and beside them a
-//! scatter panel, stored bytes (x) against median round trip (y), both on
-//! log scales, one labelled point per configuration, with the Pareto front
-//! (the configurations no other one beats on both size and round trip)
-//! drawn as a line in size order through ringed points, in the legend as
-//! `Pareto front: <dataset>`.
-//!
-//! The recommendation rule, per dataset: among the configurations on the
-//! Pareto front, those whose median round trip is within 10% of the fastest
-//! one; of those, the smallest stored size (then the faster, then the first
-//! in the table). A round trip this close to the best is within the noise of
-//! a loaded machine, while the smaller value saves Redis memory and network
-//! for every entry. `summary.json` marks each row with `pareto_front` and
-//! `recommended`.
-//!
-//! Redis: `--redis URL`, else `$REDIS_URL`, else `redis://127.0.0.1:6379`;
-//! when that default does not answer, a private `redis-server` is started
-//! on a free loopback port. Keys are written under the `fastest_config`
-//! prefix with a 5-minute ttl and deleted at the end.
+//! The rule: per dataset, the smallest configuration on the size/round-trip
+//! Pareto front whose median round trip is within 10% of the fastest. The
+//! method, the outputs and why this rule: `docs/choosing-a-codec.md`.
 
-// The unit tests (`cargo test --example fastest_config`) compile this file
-// without calling `main`, so everything only `main` reaches would warn.
+// The unit tests (`cargo test -p cache-memoize-fastest-config`) compile this
+// file without calling `main`, so everything only `main` reaches would warn.
 #![cfg_attr(test, allow(dead_code))]
 
-#[path = "../benches/support/datasets.rs"]
+#[path = "../../../benches/support/datasets.rs"]
 mod datasets;
-#[path = "../tests/support/mod.rs"]
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::fmt::Write as _;
@@ -70,13 +34,13 @@ use serde::Serialize;
 use tokio::runtime::Runtime;
 
 const USAGE: &str = "\
-usage: fastest_config [--data FILE.json] [--seconds N] [--redis URL] [--out DIR] [--compress-threshold BYTES]
+usage: fastest-config [--data FILE.json] [--seconds N] [--redis URL] [--out DIR] [--compress-threshold BYTES]
 
   --data FILE.json          measure this JSON document instead of the built-in datasets
   --seconds N               time budget of the whole run (default 20)
   --redis URL               Redis to measure through (default: $REDIS_URL, else redis://127.0.0.1:6379,
                             else a private redis-server)
-  --out DIR                 where the chart, CSV and JSON go (default target/fastest_config)
+  --out DIR                 where the chart, CSV and JSON go (default target/fastest-config)
   --compress-threshold N    compress payloads of at least N bytes (default 0: always, to compare
                             the compressors; the cache's own default is 1024)";
 
@@ -98,7 +62,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
         data: None,
         seconds: 20.0,
         redis: None,
-        out: PathBuf::from("target/fastest_config"),
+        out: PathBuf::from("target/fastest-config"),
         compress_threshold: 0,
     };
     while let Some(flag) = args.next() {
@@ -333,7 +297,7 @@ fn run(args: &Args, started: Instant) -> Result<(), String> {
 struct RedisTarget {
     url: String,
     description: String,
-    /// Kept alive for the run when this example started the server.
+    /// Kept alive for the run when this tool started the server.
     _private: Option<support::RedisServer>,
 }
 
@@ -811,7 +775,7 @@ fn write_outputs(out: &Path, datasets: &[Dataset], rows: &[Row]) -> Result<(), S
     let csv_path = write("summary.csv", csv.as_bytes())?;
     let json = serde_json::to_vec_pretty(rows).map_err(|e| e.to_string())?;
     let json_path = write("summary.json", &json)?;
-    let svg_path = out.join("fastest_config.svg");
+    let svg_path = out.join("fastest-config.svg");
     draw_chart(&svg_path, &chart_data(datasets, rows))
         .map_err(|e| format!("cannot draw {}: {e}", svg_path.display()))?;
     println!(
@@ -1153,7 +1117,7 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let path = std::env::temp_dir().join(format!(
-            "fastest_config-test-{}-{nanos}.svg",
+            "fastest-config-test-{}-{nanos}.svg",
             std::process::id()
         ));
         let drawn = draw_chart(&path, &data);
