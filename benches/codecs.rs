@@ -1,5 +1,5 @@
 //! Encode and decode of every serializer x compressor compiled in, on the
-//! datasets of `examples/fastest_config.rs` (no Redis: the codec alone).
+//! datasets of `tools/fastest-config (cargo run --release -p cache-memoize-fastest-config)` (no Redis: the codec alone).
 //!
 //! ```text
 //! cargo bench --features all-codecs --bench codecs

@@ -1,5 +1,5 @@
 //! The datasets and configurations of the codec comparison, shared by `benches/codecs.rs` and
-//! `examples/fastest_config.rs` (include with
+//! `tools/fastest-config (cargo run --release -p cache-memoize-fastest-config)` (include with
 //! `#[path = "../benches/support/datasets.rs"] mod datasets;`).
 //!
 //! The first two are the shapes of the "Fastest Redis configuration for
