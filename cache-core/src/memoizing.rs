@@ -1026,7 +1026,10 @@ mod tests {
         );
         let size = std::mem::size_of_val(&call);
         // 640 before the lease, freshness and tags (their options, the claim,
-        // the stale fallback and the tag stamps live across the body's await).
-        assert!(size <= 864, "memoize_in future is {size} bytes");
+        // the stale fallback and the tag stamps live across the body's await);
+        // 840 → 872 when `Error` began to keep the `RedisError` as its source
+        // (64 bytes instead of 32; boxing it would hide it from a downcast of
+        // `source()`).
+        assert!(size <= 872, "memoize_in future is {size} bytes");
     }
 }
