@@ -605,10 +605,9 @@ async fn the_in_memory_backend_has_the_same_semantics() {
     }
 }
 
-#[tokio::test]
-async fn acl_users_and_passwords_in_the_url_work_and_stay_secret() {
-    let _redis = redis();
-    let server = support::RedisServer::start_with_args(&[
+/// A server with an admin password and an ACL user `app` / `s3cret-pw`.
+fn acl_server() -> support::RedisServer {
+    support::RedisServer::start_with_args(&[
         "--requirepass",
         "admin-pw",
         "--user",
@@ -617,7 +616,13 @@ async fn acl_users_and_passwords_in_the_url_work_and_stay_secret() {
         ">s3cret-pw",
         "~*",
         "+@all",
-    ]);
+    ])
+}
+
+#[tokio::test]
+async fn acl_users_and_passwords_in_the_url_work_and_stay_secret() {
+    let _redis = redis();
+    let server = acl_server();
     let good = format!("redis://app:s3cret-pw@127.0.0.1:{}/", server.port);
     let cache = Cache::builder()
         .url(&good)
@@ -682,16 +687,7 @@ async fn connection_errors_keep_their_kind_and_redis_cause_but_not_the_password(
     assert!(err.redis_error().is_some());
     assert_secret_hidden(&err, "hunter2");
 
-    let server = support::RedisServer::start_with_args(&[
-        "--requirepass",
-        "admin-pw",
-        "--user",
-        "app",
-        "on",
-        ">s3cret-pw",
-        "~*",
-        "+@all",
-    ]);
+    let server = acl_server();
     let wrong = format!("redis://app:wrong-pw@127.0.0.1:{}/", server.port);
     let err = Cache::builder().url(&wrong).connect().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err:?}");

@@ -23,6 +23,9 @@ use crate::sentinel_support::{SentinelGroup, MASTER_NAME};
 
 /// Concurrent tasks of memoized calls.
 pub const TASKS: usize = 32;
+/// The timeouts the failover tests build their caches with.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(100);
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
 /// When the fault happens, from the start of the load.
 pub const FAULT_AT: Duration = Duration::from_secs(2);
 /// How long the load goes on after the promotion.
@@ -95,6 +98,35 @@ impl FailoverReport {
             self.hits_back_after
                 .map_or("never".into(), |d| format!("{d:.2?}")),
         )
+    }
+}
+
+impl FailoverReport {
+    /// 0 failed calls, no call longer than the timeouts allow, and hits
+    /// back within `back_within` of the promotion.
+    pub fn assert_survived(&self, back_within: Duration) {
+        assert_eq!(
+            self.failed,
+            0,
+            "every call returns its value: {}",
+            self.summary()
+        );
+        // A call waits at most for a connection and a reply per Redis
+        // request it makes (a lookup, then a store); 300 ms of slack for a
+        // busy machine.
+        let bound = 2 * (CONNECT_TIMEOUT + RESPONSE_TIMEOUT) + Duration::from_millis(300);
+        assert!(
+            self.max_latency < bound,
+            "max latency {:?} ≥ {bound:?}",
+            self.max_latency
+        );
+        let back = self
+            .hits_back_after
+            .expect("hits resume after the promotion");
+        assert!(
+            back < back_within,
+            "hits resumed only {back:?} after the promotion"
+        );
     }
 }
 
