@@ -34,8 +34,8 @@
 pub use cache_core::{batch, blocking, codec, key, memoized, registry, stats, store};
 pub use cache_core::{
     BreakerSettings, BreakerState, Cache, CacheBuilder, CallOptions, Codec, CodecBuilder,
-    CodecError, Error, ErrorKind, Freshness, KeyBuilder, KeyMatcher, LockSettings, RedactedUrl,
-    Result, StatsSnapshot, MAX_TTL,
+    CodecError, Error, ErrorKind, Freshness, KeyBuilder, KeyMatcher, LocalTier, LocalTierState,
+    LocalTierStats, LockSettings, RedactedUrl, Result, StatsSnapshot, MAX_TTL,
 };
 // Shown as re-exports, not as copies of the whole redis and serde docs.
 #[doc(no_inline)]

@@ -1,5 +1,6 @@
 //! Configuring a [`Cache`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
@@ -9,7 +10,9 @@ use crate::circuit_breaker::BreakerSettings;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::key::KeyBuilder;
+use crate::backend::{start_tracking, TrackingSettings};
 use crate::lease::LockSettings;
+use crate::local_tier::{LocalStore, LocalTier};
 
 /// Builds a [`Cache`]. Without a URL the cache lives in process memory.
 ///
@@ -61,6 +64,7 @@ pub struct CacheBuilder {
     lock: LockSettings,
     coalesce_reads: bool,
     wait_for_replicas: Option<(u32, Duration)>,
+    local_tier: Option<LocalTier>,
 }
 
 impl Default for CacheBuilder {
@@ -83,6 +87,7 @@ impl Default for CacheBuilder {
             lock: LockSettings::default(),
             coalesce_reads: true,
             wait_for_replicas: None,
+            local_tier: None,
         }
     }
 }
@@ -311,6 +316,29 @@ impl CacheBuilder {
         self
     }
 
+    /// Keeps decoded values of memoized functions in process memory, in
+    /// front of Redis, within `tier`'s byte budget; hits are then served at
+    /// memory speed. An invalidation acknowledged in any process (a delete,
+    /// a `set`, `foo_invalidate`, or any write under this cache's prefix)
+    /// reaches this process's memory within the tier's staleness bound
+    /// (5 ms by default), or the tier serves nothing from memory until it
+    /// knows again: see the README ("The local tier").
+    ///
+    /// Costs one more connection to Redis (tracking invalidations with
+    /// `CLIENT TRACKING ON BCAST`), a PING every bound / 4 while hits
+    /// happen, and every write under the prefix is pushed to every process
+    /// with a tier. Needs Redis 6 or later with RESP3; where `CLIENT
+    /// TRACKING` is refused the tier turns itself off (logged once) and
+    /// calls read Redis as without it. Only memoized functions
+    /// (`#[cache_memoize]`) whose stored type is `Clone + Send + Sync` use
+    /// it, unless they say `local = false`; calls with tags or freshness
+    /// windows do not. A single Redis server only for now: on a Cluster
+    /// or behind Sentinel the tier stays off and says why.
+    pub fn local_tier(mut self, tier: LocalTier) -> Self {
+        self.local_tier = Some(tier);
+        self
+    }
+
     /// The cache. Validates the settings and the URL but does not connect:
     /// the first call does, and a memoized call computes while Redis is away.
     pub fn build(self) -> Result<Cache> {
@@ -343,6 +371,7 @@ impl CacheBuilder {
             })?),
             None => None,
         };
+        let keys = KeyBuilder::new(&self.prefix, self.version);
         let settings = |url: String| RedisSettings {
             url,
             connections: self.connections,
@@ -377,11 +406,46 @@ impl CacheBuilder {
             }
             None => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
         };
+        let (local, tracking) = match self.local_tier {
+            None => (None, None),
+            Some(tier) => {
+                if tier.staleness_bound.is_zero() || tier.budget_bytes == 0 {
+                    return Err(Error::Config(
+                        "the local tier needs a staleness bound and a byte budget above zero; \
+                         e.g. LocalTier::new(64 << 20) (5 ms by default)"
+                            .into(),
+                    ));
+                }
+                let store = Arc::new(LocalStore::new(tier.clone()));
+                let tracking = match (&backend, &self.url) {
+                    (Backend::Redis(_), Some(url)) => Some(start_tracking(
+                        &store,
+                        TrackingSettings {
+                            cache: self.name.clone(),
+                            url: tier.tracking_url.clone().unwrap_or_else(|| url.0.clone()),
+                            tls_ca: tls_ca.clone(),
+                            namespace: keys.namespace().to_owned(),
+                            connect_timeout: self.connect_timeout,
+                        },
+                    )),
+                    (other, _) => {
+                        let why = match other {
+                            Backend::Memory(_) => "the cache is in memory already",
+                            _ => "it needs a single Redis server for now (not Cluster or Sentinel)",
+                        };
+                        tracing::warn!(cache = %self.name, "local tier turned off: {why}");
+                        store.turn_off(why.to_owned());
+                        None
+                    }
+                };
+                (Some(store), tracking)
+            }
+        };
         Ok(Cache::from_inner(Inner {
             name: self.name,
             backend,
             codec: self.codec,
-            keys: KeyBuilder::new(&self.prefix, self.version),
+            keys,
             default_ttl: self.default_ttl,
             stats: Default::default(),
             flights: Default::default(),
@@ -394,6 +458,8 @@ impl CacheBuilder {
             coalesce_reads: self.coalesce_reads,
             lookup_slots: tokio::sync::Semaphore::new(crate::cache::LOOKUP_SLOTS),
             slot_wait: self.response_timeout,
+            local,
+            _tracking: tracking,
         }))
     }
 

@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::freshness::Freshness;
 use crate::key::{CacheKey, KeyBuilder};
+use crate::backend::Tracking;
 use crate::lease::LockSettings;
+use crate::local_tier::{LocalStore, LocalTierState};
+use crate::local_value::LocalValue;
 use crate::memoizing::CallReport;
 use crate::read_coalescing::ReadCoalescer;
 use crate::single_flight::{Landing, SingleFlight};
@@ -75,6 +78,10 @@ pub(crate) struct Inner {
     pub(crate) lookup_slots: tokio::sync::Semaphore,
     /// How long a call waits for a lookup slot: the response timeout.
     pub(crate) slot_wait: Duration,
+    /// Decoded values in process memory, when the cache has a local tier.
+    pub(crate) local: Option<Arc<LocalStore>>,
+    /// The local tier's tracking connection (stops when dropped).
+    pub(crate) _tracking: Option<Tracking>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -97,7 +104,7 @@ pub(crate) enum IoMode {
 }
 
 /// How one memoized call behaves.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct CallOptions {
     /// Expiry of a stored value; `None` uses the cache's default ttl. A ttl
@@ -115,6 +122,16 @@ pub struct CallOptions {
     /// background only through [`Memoized::call_refreshing`](crate::memoized::Memoized::call_refreshing)
     /// (the attribute on an `async fn`).
     pub freshness: Freshness,
+    /// Whether this call may be answered from (and fill) the cache's local
+    /// tier, when it has one (`true` by default; `local = false` in the
+    /// attribute).
+    pub local: bool,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions::ttl(None)
+    }
 }
 
 impl CallOptions {
@@ -128,7 +145,14 @@ impl CallOptions {
             refresh: false,
             lock: None,
             freshness: Freshness::default(),
+            local: true,
         }
+    }
+
+    /// The same options, with the local tier used or not.
+    pub fn with_local(mut self, local: bool) -> Self {
+        self.local = local;
+        self
     }
 
     /// The same options, with these freshness controls.
@@ -194,7 +218,15 @@ impl Cache {
 
     /// A snapshot of this cache's counters.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot(self.inner.backend.breaker())
+        let local = self.inner.local.as_deref().map(LocalStore::stats);
+        self.inner.stats.snapshot(self.inner.backend.breaker(), local)
+    }
+
+    /// Whether the local tier serves hits from memory now, waits for its
+    /// tracking connection, or turned itself off (and why); `None` without
+    /// a local tier.
+    pub fn local_tier_state(&self) -> Option<LocalTierState> {
+        self.inner.local.as_deref().map(LocalStore::state)
     }
 
     /// Checks that the backend answers.
@@ -382,13 +414,14 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = R>,
     {
-        self.memoize_reporting(key, options, &[], compute, stored, wrap)
+        self.memoize_reporting(key, options, &[], compute, stored, wrap, None)
             .await
             .0
     }
 
     /// [`memoize`](Self::memoize), also saying how the call was answered
     /// (for per-function numbers).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn memoize_reporting<R, S, F, Fut>(
         &self,
         key: &(impl CacheKey + ?Sized),
@@ -397,6 +430,7 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
+        local: Option<LocalValue<S>>,
     ) -> (R, CallReport)
     where
         S: Serialize + DeserializeOwned,
@@ -406,8 +440,16 @@ impl Cache {
         // Boxed: the nested state machine is deep enough to overflow rustc's
         // query depth limit in small user crates (seen in doctests).
         let full = key.full_key(&self.inner.keys);
-        let memoizing =
-            self.memoize_in(IoMode::Inline, &full, options, tags, compute, stored, wrap);
+        let memoizing = self.memoize_in(
+            IoMode::Inline,
+            &full,
+            options,
+            tags,
+            compute,
+            stored,
+            wrap,
+            local,
+        );
         Box::pin(memoizing).await
     }
 
@@ -427,12 +469,13 @@ impl Cache {
         S: Serialize + DeserializeOwned,
         F: FnOnce() -> R,
     {
-        self.memoize_blocking_reporting(key, options, &[], compute, stored, wrap)
+        self.memoize_blocking_reporting(key, options, &[], compute, stored, wrap, None)
             .0
     }
 
     /// [`memoize_blocking`](Self::memoize_blocking), also saying how the
     /// call was answered.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn memoize_blocking_reporting<R, S, F>(
         &self,
         key: &(impl CacheKey + ?Sized),
@@ -441,6 +484,7 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
+        local: Option<LocalValue<S>>,
     ) -> (R, CallReport)
     where
         S: Serialize + DeserializeOwned,
@@ -460,6 +504,7 @@ impl Cache {
             || async { compute() },
             stored,
             wrap,
+            local,
         )))
     }
 

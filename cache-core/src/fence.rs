@@ -71,6 +71,22 @@ impl Fence {
         self.generations[self.stripe(key)].fetch_add(1, Ordering::AcqRel);
     }
 
+    /// [`ticket`](Self::ticket) for a key known by a well-mixed hash of it.
+    pub(crate) fn ticket_hashed(&self, hash: u64) -> Ticket {
+        let stripe = hash as usize % STRIPES;
+        let epoch = self.epoch.load(Ordering::Acquire);
+        Ticket {
+            epoch,
+            generation: self.generations[stripe].load(Ordering::Acquire),
+            stripe,
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate) for a key known by a well-mixed hash of it.
+    pub(crate) fn invalidate_hashed(&self, hash: u64) {
+        self.generations[hash as usize % STRIPES].fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Before many keys are deleted at once.
     pub(crate) fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);

@@ -70,6 +70,16 @@ impl KeyBuilder {
         }
     }
 
+    /// What every full key of this builder starts with: `{prefix}:{version}:`.
+    ///
+    /// ```
+    /// # use cache_core::KeyBuilder;
+    /// assert_eq!(KeyBuilder::new("app", 2).namespace(), "app:2:");
+    /// ```
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     /// The full key of a user key. User keys longer than
     /// [`MAX_READABLE_KEY_LEN`] bytes keep their first part readable and end
     /// in the hash of the whole key (Redis keys of many kilobytes cost memory

@@ -17,8 +17,16 @@ use crate::cache::{Cache, CallOptions};
 use crate::error::CodecError;
 use crate::function_stats::{self, Outcome};
 use crate::key::FullKey;
+pub use crate::local_value::{LocalByClone, LocalNever, LocalProbe, LocalValue};
 use crate::memoizing::{Answer, CallReport};
 use crate::store::{self, StorePolicy};
+
+/// How a call answered from the local tier is reported.
+const LOCAL_HIT: CallReport = CallReport {
+    answer: Answer::Hit,
+    backend_failed: false,
+    refresh_due: None,
+};
 
 /// One value that goes into a key: an argument, the `key = …` expression,
 /// the `extra = …` expression or the name of a generic type parameter.
@@ -60,6 +68,17 @@ impl Ttl for Duration {
 pub struct Policy<R, S> {
     stored: StorePolicy<R, S>,
     wrap: fn(S) -> R,
+    local: Option<LocalValue<S>>,
+}
+
+impl<R, S> Policy<R, S> {
+    /// Keeps values in the cache's local tier (when it has one) this way;
+    /// `None` (the default) reads Redis on every call. The attribute sets
+    /// it for every return type that can be kept (see [`LocalValue`]).
+    pub fn local(mut self, local: Option<LocalValue<S>>) -> Self {
+        self.local = local;
+        self
+    }
 }
 
 // The bounds sit on the constructors, not the impls, so a return type that
@@ -75,6 +94,7 @@ impl<R> Policy<R, R> {
         Policy {
             stored: store::always,
             wrap: std::convert::identity,
+            local: None,
         }
     }
 }
@@ -89,6 +109,7 @@ impl<T, E> Policy<Result<T, E>, T> {
         Policy {
             stored: store::ok,
             wrap: Ok,
+            local: None,
         }
     }
 }
@@ -102,6 +123,7 @@ impl<T> Policy<Option<T>, Option<T>> {
         Policy {
             stored: store::some,
             wrap: std::convert::identity,
+            local: None,
         }
     }
 }
@@ -155,6 +177,13 @@ impl Memoized {
     /// stale-if-error; see [`Freshness`](crate::Freshness)).
     pub fn freshness(mut self, freshness: crate::Freshness) -> Self {
         self.options = self.options.with_freshness(freshness);
+        self
+    }
+
+    /// Whether calls may be answered from the cache's local tier (default
+    /// `true`; `local = false` in the attribute keeps a function out).
+    pub fn local(mut self, local: bool) -> Self {
+        self.options = self.options.with_local(local);
         self
     }
 
@@ -282,6 +311,14 @@ impl Memoized {
             self.record(self.cache.uncached_call(), started, &tracing::Span::none());
             return (result, None);
         };
+        if let Some(value) = self.local_hit(&key, policy.local) {
+            on_hit(&args);
+            self.record(LOCAL_HIT, started, &tracing::Span::none());
+            // A hit from memory never yields by itself: let the runtime run
+            // its timers and other tasks now and then.
+            tokio::task::consume_budget().await;
+            return ((policy.wrap)(value), None);
+        }
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
@@ -292,6 +329,7 @@ impl Memoized {
             compute,
             policy.stored,
             policy.wrap,
+            policy.local,
         );
         let (result, report) = tracing::Instrument::instrument(memoizing, span.clone()).await;
         self.record(report, started, &span);
@@ -326,6 +364,11 @@ impl Memoized {
             self.record(self.cache.uncached_call(), started, &tracing::Span::none());
             return result;
         };
+        if let Some(value) = self.local_hit(&key, policy.local) {
+            on_hit(&args);
+            self.record(LOCAL_HIT, started, &tracing::Span::none());
+            return (policy.wrap)(value);
+        }
         let span = self.span(&key);
         let mut pending = Pending(Some(args));
         let compute = || body(pending.start(on_miss));
@@ -337,11 +380,18 @@ impl Memoized {
                 compute,
                 policy.stored,
                 policy.wrap,
+                policy.local,
             )
         });
         self.record(report, started, &span);
         let _ = pending.finish(on_hit);
         result
+    }
+
+    /// The local tier's value for this call, if it has one to serve.
+    fn local_hit<S>(&self, key: &FullKey, local: Option<LocalValue<S>>) -> Option<S> {
+        self.cache
+            .local_hit(key.as_str(), local, &self.options, &self.tags)
     }
 
     /// The `tracing` span of one call (DEBUG; its fields are only computed

@@ -16,6 +16,8 @@ use crate::error::{CodecError, Result};
 use crate::fence::Ticket;
 use crate::freshness::{now_millis, Verdict};
 use crate::lease::LeaseGuard;
+use crate::local_tier::{key_hash, weight_of, LocalStore, LocalTicket};
+use crate::local_value::LocalValue;
 use crate::read_coalescing::Read;
 use crate::single_flight::{self, Landing, LeaderGuard, Role};
 use crate::stats::Stats;
@@ -105,6 +107,7 @@ impl Cache {
         compute: F,
         stored: StorePolicy<R, S>,
         wrap: impl FnOnce(S) -> R,
+        local: Option<LocalValue<S>>,
     ) -> (R, CallReport)
     where
         S: Serialize + DeserializeOwned,
@@ -121,6 +124,12 @@ impl Cache {
         // windows): its version token, and the value to fall back on.
         let mut replace = None;
         let mut stale = None;
+        // With the local tier, the value read or computed goes in memory if
+        // nothing invalidated the key since this point.
+        let local = self.local_route(local, &options, tags).map(|(tier, value)| {
+            let hash = key_hash(full);
+            (value, hash, tier.ticket(hash))
+        });
         // A plain call (its thread blocked in `wait_here`) never waits for a
         // flight led by a task: that task may need this very thread.
         let blocking = crate::blocking::waiting_here();
@@ -138,7 +147,8 @@ impl Cache {
                 Lookup::Hit(value, payload)
                     if options.freshness.is_off() && payload.tags().is_none() =>
                 {
-                    return self.answered(wrap(value), Answer::Hit, true)
+                    self.keep_local(&local, &value, &payload);
+                    return self.answered(wrap(value), Answer::Hit, true);
                 }
                 Lookup::Hit(value, payload) => {
                     let meta = payload.meta();
@@ -310,6 +320,9 @@ impl Cache {
                 Landing::Nothing
             }
         };
+        if let (Some(value), Landing::Value(payload)) = (stored(&result), &landing) {
+            self.keep_local(&local, value, payload);
+        }
         land(leader, landing);
         if options.refresh {
             self.forget_reads(full);
@@ -510,6 +523,57 @@ impl Cache {
             .all(|(now, (_, stamped))| *now == Some(*stamped)))
     }
 
+    /// The local tier and how to keep `S` in it, when this call may use it:
+    /// the cache has a tier that is not off, the type can be kept, and the
+    /// call has no tags, no freshness windows (their checks need Redis) and
+    /// is not a refresh (which must not be answered from memory).
+    pub(crate) fn local_route<S>(
+        &self,
+        local: Option<LocalValue<S>>,
+        options: &CallOptions,
+        tags: &[String],
+    ) -> Option<(&LocalStore, LocalValue<S>)> {
+        let tier = self.inner.local.as_deref()?;
+        let value = local?;
+        (options.local && tags.is_empty() && options.freshness.is_off() && !tier.is_off())
+            .then_some((tier, value))
+    }
+
+    /// The local tier's value for `full`, for a call that may use it.
+    pub(crate) fn local_hit<S>(
+        &self,
+        full: &str,
+        local: Option<LocalValue<S>>,
+        options: &CallOptions,
+        tags: &[String],
+    ) -> Option<S> {
+        if options.refresh {
+            return None;
+        }
+        let (tier, value) = self.local_route(local, options, tags)?;
+        tier.get(key_hash(full), value.take)
+    }
+
+    /// Puts a value read or computed under the route's ticket in memory.
+    fn keep_local<S>(
+        &self,
+        local: &Option<(LocalValue<S>, u128, LocalTicket)>,
+        value: &S,
+        payload: &Payload,
+    ) {
+        let (Some((how, hash, ticket)), Some(tier)) = (local, &self.inner.local) else {
+            return;
+        };
+        let weight = weight_of::<S>(payload.as_bytes().len());
+        tier.insert(
+            *hash,
+            ticket,
+            (how.put)(value),
+            payload.meta().expires_at_millis,
+            weight,
+        );
+    }
+
     /// Counts a call's answer (once per call) and hands back its result.
     fn answered<R>(&self, result: R, answer: Answer, backend_ok: bool) -> (R, CallReport) {
         let stats = &self.inner.stats;
@@ -558,6 +622,9 @@ impl Cache {
     /// callers.
     pub(crate) fn invalidate_local(&self, full: &str) {
         self.inner.fence.invalidate(full);
+        if let Some(tier) = &self.inner.local {
+            tier.invalidate(key_hash(full));
+        }
         self.inner.flights.detach(full);
         self.inner.reads.detach(full);
     }
@@ -573,6 +640,10 @@ impl Cache {
     /// prefix or function delete).
     pub(crate) fn invalidate_local_all(&self) {
         self.inner.fence.invalidate_all();
+        if let Some(tier) = &self.inner.local {
+            tier.bump_epoch();
+            tier.clear();
+        }
         self.inner.flights.detach_all();
         self.inner.reads.detach_all();
     }
@@ -1023,6 +1094,7 @@ mod tests {
             || async { 1u64 },
             crate::store::always,
             |v| v,
+            None,
         );
         let size = std::mem::size_of_val(&call);
         // 640 before the lease, freshness and tags (their options, the claim,

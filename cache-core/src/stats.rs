@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::circuit_breaker::BreakerState;
+use crate::local_tier::LocalTierStats;
 pub use crate::function_stats::{function_stats, function_stats_of, FunctionStats};
 
 /// Live counters; read them with [`Cache::stats`](crate::Cache::stats).
@@ -29,10 +30,19 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, breaker: (BreakerState, u64)) -> StatsSnapshot {
+    pub(crate) fn snapshot(
+        &self,
+        breaker: (BreakerState, u64),
+        local: Option<LocalTierStats>,
+    ) -> StatsSnapshot {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let local_hits = local.map_or(0, |l| l.hits);
         StatsSnapshot {
-            hits: read(&self.hits),
+            hits: read(&self.hits) + local_hits,
+            local_hits,
+            local_epoch_bumps: local.map_or(0, |l| l.epoch_bumps),
+            local_fence_rejections: local.map_or(0, |l| l.fence_rejections),
+            local,
             misses: read(&self.misses),
             errors: read(&self.errors),
             decode_failures: read(&self.decode_failures),
@@ -93,4 +103,15 @@ pub struct StatsSnapshot {
     pub breaker: BreakerState,
     /// How many times the breaker has opened.
     pub breaker_openings: u64,
+    /// Memoized calls answered from the local tier (counted in `hits` too).
+    pub local_hits: u64,
+    /// Times the local tier invalidated everything it held at once
+    /// (tracking connection lost or re-established, `FLUSHALL`, a prefix
+    /// or function delete).
+    pub local_epoch_bumps: u64,
+    /// Values the local tier refused because an invalidation of their key
+    /// came while they were being read or computed.
+    pub local_fence_rejections: u64,
+    /// All of the local tier's numbers; `None` without a local tier.
+    pub local: Option<LocalTierStats>,
 }

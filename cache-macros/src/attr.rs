@@ -25,6 +25,7 @@ mod kw {
     syn::custom_keyword!(alias);
     syn::custom_keyword!(cache);
     syn::custom_keyword!(lock);
+    syn::custom_keyword!(local);
     syn::custom_keyword!(early_refresh);
     syn::custom_keyword!(stale_while_revalidate);
     syn::custom_keyword!(stale_if_error);
@@ -33,7 +34,7 @@ mod kw {
 
 /// Every option, in the order the docs list them.
 const OPTIONS: &str = "ttl, prefix, key, skip(..), extra, hit, miss, store_result, \
-                       cache_errors, cache_none, alias, cache, lock, early_refresh, \
+                       cache_errors, cache_none, alias, cache, lock, local, early_refresh, \
                        stale_while_revalidate, stale_if_error, tags, crate";
 
 /// One option as written: the span of its name (where errors about it
@@ -68,6 +69,8 @@ pub(crate) struct Args {
     pub alias: Option<Setting<LitStr>>,
     pub cache: Option<Setting<Expr>>,
     pub lock: Option<Setting<LitBool>>,
+    /// `local = false`: never answered from the cache's local tier.
+    pub local: Option<Setting<LitBool>>,
     /// XFetch's β: `early_refresh` (1) or `early_refresh = 2.0`.
     pub early_refresh: Option<Setting<f64>>,
     pub stale_while_revalidate: Option<Setting<Ttl>>,
@@ -135,6 +138,7 @@ impl Args {
             alias => |i, n| eq_then(i, n, "alias", "alias = \"sessions\""),
             cache => |i, n| eq_then(i, n, "cache", "cache = self.cache"),
             lock => |i, n| parse_bool(i, n, "lock = true"),
+            local => |i, n| parse_bool(i, n, "local = false"),
             early_refresh => parse_beta,
             stale_while_revalidate => |i, n| parse_duration(i, n, "stale_while_revalidate"),
             stale_if_error => |i, n| parse_duration(i, n, "stale_if_error"),

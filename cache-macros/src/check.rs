@@ -274,6 +274,7 @@ impl Decider<'_> {
             args: self.arg_idents(),
             ttl: value(&args.ttl),
             lock: value(&args.lock),
+            local: value(&args.local),
             freshness,
             tags: value(&args.tags).unwrap_or_default(),
             storage,

@@ -81,6 +81,8 @@ pub(crate) struct Call {
     pub ttl: Option<Ttl>,
     /// `Some(lock)` when `lock = …` overrides the cache's default.
     pub lock: Option<LitBool>,
+    /// `Some(local)` when `local = …` is given (the tier is used by default).
+    pub local: Option<LitBool>,
     pub freshness: Option<Freshness>,
     /// Expressions of the arguments, each `ToString`.
     pub tags: Vec<Expr>,

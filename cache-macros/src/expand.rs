@@ -200,6 +200,7 @@ fn memoized(config: &FinalConfig, call: Option<bool>) -> TokenStream {
     });
     let refreshing = refreshing.then(|| quote!(.refreshing()));
     let lock = call.lock.as_ref().map(|lock| quote!(.locking(#lock)));
+    let local = call.local.as_ref().map(|local| quote!(.local(#local)));
     let freshness = call
         .freshness
         .as_ref()
@@ -211,7 +212,7 @@ fn memoized(config: &FinalConfig, call: Option<bool>) -> TokenStream {
             .map(|tag| quote_spanned!(tag.span()=> ::std::string::ToString::to_string(&(#tag))));
         quote!(.tags([#(#tags),*]))
     });
-    quote!(#new #ttl #refreshing #lock #freshness #tags)
+    quote!(#new #ttl #refreshing #lock #local #freshness #tags)
 }
 
 /// A duration option as a `Duration` expression, spanned at the user's
@@ -295,7 +296,16 @@ fn policy(config: &FinalConfig) -> TokenStream {
     // The crate path is respanned too: tokens that kept the attribute's
     // span would pull the error back onto the attribute.
     let krate = respan(config.krate.to_token_stream(), span);
-    quote_spanned!(span=> #krate::__private::Policy::<#returns, _>::#constructor())
+    // Then whether the stored type can be kept in the local tier: chosen
+    // by autoref specialization on the now concrete stored type
+    // (`Clone + Send + Sync + 'static` or not; a generic one never is).
+    quote_spanned! {span=> {
+        #[allow(unused_imports)]
+        use #krate::__private::{LocalByClone as _, LocalNever as _};
+        let __cache_policy = #krate::__private::Policy::<#returns, _>::#constructor();
+        let __cache_local = (&&#krate::__private::LocalProbe::of(&__cache_policy)).local_value();
+        __cache_policy.local(__cache_local)
+    }}
 }
 
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
@@ -477,6 +487,9 @@ mod tests {
         let exported = [
             "Cache",
             "Freshness",
+            "LocalByClone",
+            "LocalNever",
+            "LocalProbe",
             "Memoized",
             "Policy",
             "key_part",

@@ -7,6 +7,7 @@ mod node_breakers;
 mod redis;
 mod sentinel;
 mod shared_connection;
+mod tracking;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub(crate) use self::cluster::ClusterPool;
 pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::redis::{RedisBackend, RedisSettings};
 pub(crate) use self::sentinel::{SentinelPool, SentinelSettings};
+pub(crate) use self::tracking::{start as start_tracking, Tracking, TrackingSettings};
 use crate::circuit_breaker::BreakerState;
 use crate::codec::header::Lease;
 use crate::error::Result;

@@ -1,0 +1,588 @@
+//! The local tier: decoded values in process memory, in front of Redis,
+//! served only while this process provably knows of every invalidation
+//! older than the staleness bound (`../shared/COHERENCE.md` §4).
+//!
+//! Three things make a local hit safe:
+//! - **the freshness lease**: the tracking connection's heartbeat sets
+//!   `fresh_until = send time of the last answered PING + bound`; a PING
+//!   sent after a writer's acknowledgement returns after that write's
+//!   invalidation push, so while `now < fresh_until` every invalidation
+//!   acknowledged before `now - bound` has been applied here;
+//! - **the local fence**: a Redis read or a computation takes a
+//!   [`LocalTicket`] before it starts; an invalidation (a push, or this
+//!   process's own write) advances the key's stripe before removing the
+//!   entry, and an insert is undone when the ticket moved (insert, then
+//!   check: whichever comes second sees the other);
+//! - **the epoch**: a lost or re-established tracking connection, a missed
+//!   heartbeat or a `FLUSHALL` makes every entry invalid at once.
+
+use std::any::Any;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::fence::{Fence, Ticket};
+use crate::sharded_counter::ShardedCounter;
+
+/// Settings of a cache's local tier (see
+/// [`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)).
+///
+/// ```
+/// use cache_core::{Cache, LocalTier};
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder()
+///     .url("redis://127.0.0.1:6379/")
+///     .local_tier(LocalTier::new(64 << 20).staleness_bound(Duration::from_millis(5)))
+///     .build()
+///     .unwrap();
+/// # drop(cache);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalTier {
+    pub(crate) budget_bytes: u64,
+    pub(crate) staleness_bound: Duration,
+    pub(crate) max_value_bytes: u64,
+    pub(crate) tracking_url: Option<String>,
+}
+
+impl LocalTier {
+    /// A local tier holding at most about `budget_bytes` of values (their
+    /// estimated size in memory, see [`max_value_bytes`](Self::max_value_bytes)),
+    /// with the default staleness bound of 5 ms.
+    pub fn new(budget_bytes: u64) -> Self {
+        LocalTier {
+            budget_bytes,
+            staleness_bound: Duration::from_millis(5),
+            max_value_bytes: 1 << 20,
+            tracking_url: None,
+        }
+    }
+
+    /// After an invalidation is acknowledged in any process, no process
+    /// serves the old value from memory for longer than this (default
+    /// 5 ms). A shorter bound costs more heartbeat PINGs (one per
+    /// bound / 4 while hits happen) and more reads from Redis when a
+    /// heartbeat is late.
+    pub fn staleness_bound(mut self, bound: Duration) -> Self {
+        self.staleness_bound = bound;
+        self
+    }
+
+    /// Values whose estimated size in memory is above this (default 1 MiB)
+    /// are not admitted: they are read from Redis on every call. The
+    /// estimate is `128 + size_of::<T>() + 2 × serialized bytes`.
+    pub fn max_value_bytes(mut self, bytes: u64) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Connects the tracking connection to this URL instead of the cache's
+    /// (same server, another route: a proxy, a sidecar). Data reads keep
+    /// the cache's URL.
+    pub fn tracking_url(mut self, url: impl Into<String>) -> Self {
+        self.tracking_url = Some(url.into());
+        self
+    }
+}
+
+/// The stored value, type-erased, with what decides whether it may be served.
+struct Entry {
+    value: Box<dyn Any + Send + Sync>,
+    /// The epoch it was inserted in.
+    epoch: u64,
+    /// Its expiry in Redis, in nanoseconds since [`LocalStore::origin`].
+    expires: u64,
+    weight: u64,
+}
+
+/// A key hash is already uniformly distributed: hashing it again for the
+/// map's buckets would only cost time.
+#[derive(Clone, Copy, Default)]
+struct KeyHashPassThrough;
+
+impl BuildHasher for KeyHashPassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed; keep something sensible anyway.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64 ^ (key >> 64) as u64;
+    }
+}
+
+/// The 128-bit hash a full key is kept under (also the local fence's stripe).
+pub(crate) fn key_hash(full: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(full.as_bytes())
+}
+
+/// What a reader or computation saw before it started: the key's stripe
+/// and the epoch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LocalTicket {
+    fence: Ticket,
+    epoch: u64,
+}
+
+/// Why the tier serves nothing from memory right now, or that it does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalTierState {
+    /// Tracking is on and the last heartbeat is recent: hits are served
+    /// from memory.
+    Serving,
+    /// The tracking connection is being (re-)established, or its heartbeat
+    /// is late: every call reads Redis until it answers.
+    Waiting,
+    /// The tier turned itself off for good (the reason, e.g. `CLIENT
+    /// TRACKING` refused by an ACL); calls work as without it.
+    Off(String),
+}
+
+/// The counters of a local tier, in [`StatsSnapshot`](crate::StatsSnapshot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LocalTierStats {
+    /// Calls answered from memory.
+    pub hits: u64,
+    /// Calls that looked in memory and went on to Redis (absent, expired,
+    /// or the freshness lease had lapsed).
+    pub misses: u64,
+    /// Values put in memory.
+    pub inserts: u64,
+    /// Inserts undone because an invalidation of their key (or an epoch
+    /// change) came while they were being read or computed.
+    pub fence_rejections: u64,
+    /// Times everything in memory was invalidated at once (a lost or new
+    /// tracking connection, a late heartbeat, a `FLUSHALL`).
+    pub epoch_bumps: u64,
+    /// Invalidation pushes received (keys invalidated).
+    pub pushes: u64,
+    /// Values evicted to stay within the byte budget.
+    pub evictions: u64,
+    /// Estimated bytes held now.
+    pub bytes: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// How long ago the PING that the current freshness lease rests on was
+    /// sent; `None` when there is none.
+    pub lease_age: Option<Duration>,
+    /// Round trip of the last heartbeat PING: every invalidation push is
+    /// applied at most this long after Redis sent it.
+    pub push_lag: Option<Duration>,
+}
+
+/// One cache's local tier at run time.
+pub(crate) struct LocalStore {
+    map: papaya::HashMap<u128, Entry, KeyHashPassThrough>,
+    fence: Fence,
+    epoch: AtomicU64,
+    /// Nanoseconds since `origin` before which hits may be served.
+    fresh_until: AtomicU64,
+    /// When the PING behind `fresh_until` was sent (nanoseconds since `origin`).
+    lease_sent: AtomicU64,
+    last_rtt_nanos: AtomicU64,
+    origin: Instant,
+    settings: LocalTier,
+    weight: AtomicU64,
+    evicting: AtomicBool,
+    off: Mutex<Option<String>>,
+    is_off: AtomicBool,
+    /// Set by a lookup that found the lease lapsed: the heartbeat hurries.
+    pub(crate) wake: tokio::sync::Notify,
+    hits: ShardedCounter,
+    misses: ShardedCounter,
+    inserts: AtomicU64,
+    fence_rejections: AtomicU64,
+    epoch_bumps: AtomicU64,
+    pushes: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("settings", &self.settings)
+            .field("entries", &self.map.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalStore {
+    pub(crate) fn new(settings: LocalTier) -> Self {
+        LocalStore {
+            map: papaya::HashMap::builder()
+                .hasher(KeyHashPassThrough)
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
+            fence: Fence::default(),
+            epoch: AtomicU64::new(0),
+            fresh_until: AtomicU64::new(0),
+            lease_sent: AtomicU64::new(0),
+            last_rtt_nanos: AtomicU64::new(u64::MAX),
+            origin: Instant::now(),
+            settings,
+            weight: AtomicU64::new(0),
+            evicting: AtomicBool::new(false),
+            off: Mutex::new(None),
+            is_off: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+            hits: ShardedCounter::default(),
+            misses: ShardedCounter::default(),
+            inserts: AtomicU64::new(0),
+            fence_rejections: AtomicU64::new(0),
+            epoch_bumps: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_off(&self) -> bool {
+        self.is_off.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn settings(&self) -> &LocalTier {
+        &self.settings
+    }
+
+    fn nanos_since_origin(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.nanos_since_origin(Instant::now())
+    }
+
+    /// The value under `hash`, when the freshness lease holds, it was
+    /// inserted in the current epoch, it has not expired, and it is an `S`
+    /// (`take` clones it out).
+    #[inline]
+    pub(crate) fn get<S>(&self, hash: u128, take: fn(&(dyn Any + Send + Sync)) -> Option<S>) -> Option<S> {
+        let now = self.now();
+        if now >= self.fresh_until.load(Ordering::Acquire) {
+            self.misses.add(1);
+            if !self.is_off.load(Ordering::Relaxed) {
+                self.wake.notify_one();
+            }
+            return None;
+        }
+        let map = self.map.pin();
+        let found = map.get(&hash).and_then(|entry| {
+            (entry.epoch == self.epoch.load(Ordering::Acquire) && now < entry.expires)
+                .then(|| take(&*entry.value))
+                .flatten()
+        });
+        match found {
+            Some(_) => self.hits.add(1),
+            None => self.misses.add(1),
+        }
+        found
+    }
+
+    /// Taken before the Redis read or the computation whose value may be
+    /// inserted.
+    pub(crate) fn ticket(&self, hash: u128) -> LocalTicket {
+        // Epoch first, as in the fence: a bump after this read is seen later.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        LocalTicket {
+            fence: self.fence.ticket_hashed(hash as u64),
+            epoch,
+        }
+    }
+
+    fn current(&self, ticket: &LocalTicket) -> bool {
+        self.fence.current(&ticket.fence) && self.epoch.load(Ordering::Acquire) == ticket.epoch
+    }
+
+    /// Puts a value read or computed under `ticket` in memory, unless an
+    /// invalidation came since the ticket. `expires_at_millis` is its
+    /// logical expiry (Unix ms, 0 = unknown: not admitted), `weight` its
+    /// estimated size.
+    pub(crate) fn insert(
+        &self,
+        hash: u128,
+        ticket: &LocalTicket,
+        value: Box<dyn Any + Send + Sync>,
+        expires_at_millis: u64,
+        weight: u64,
+    ) {
+        if weight > self.settings.max_value_bytes || expires_at_millis == 0 {
+            return;
+        }
+        let remaining = expires_at_millis.saturating_sub(crate::freshness::now_millis());
+        if remaining == 0 {
+            return;
+        }
+        let expires = self
+            .now()
+            .saturating_add(remaining.saturating_mul(1_000_000));
+        if !self.current(ticket) {
+            self.fence_rejections.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let map = self.map.pin();
+        let entry = Entry {
+            value,
+            epoch: ticket.epoch,
+            expires,
+            weight,
+        };
+        self.weight.fetch_add(weight, Ordering::Relaxed);
+        if let Some(old) = map.insert(hash, entry) {
+            self.weight.fetch_sub(old.weight, Ordering::Relaxed);
+        }
+        // Insert, then check: an invalidation that bumped after the check
+        // above removes this entry after it; one that bumped before this
+        // check is seen here.
+        if !self.current(ticket) {
+            self.fence_rejections.fetch_add(1, Ordering::Relaxed);
+            self.remove_pinned(&map, hash);
+            return;
+        }
+        self.inserts.fetch_add(1, Ordering::Relaxed);
+        if self.weight.load(Ordering::Relaxed) > self.settings.budget_bytes {
+            self.evict();
+        }
+    }
+
+    fn remove_pinned<G: papaya::Guard>(
+        &self,
+        map: &papaya::HashMapRef<'_, u128, Entry, KeyHashPassThrough, G>,
+        hash: u128,
+    ) {
+        if let Some(old) = map.remove(&hash) {
+            self.weight.fetch_sub(old.weight, Ordering::Relaxed);
+        }
+    }
+
+    /// An invalidation of one key (a push, or this process's own write):
+    /// the stripe moves first, then the entry goes.
+    pub(crate) fn invalidate(&self, hash: u128) {
+        self.fence.invalidate_hashed(hash as u64);
+        self.remove_pinned(&self.map.pin(), hash);
+    }
+
+    /// An invalidation pushed by Redis for `key`.
+    pub(crate) fn invalidate_pushed(&self, key: &[u8]) {
+        self.pushes.fetch_add(1, Ordering::Relaxed);
+        self.invalidate(xxhash_rust::xxh3::xxh3_128(key));
+    }
+
+    /// Everything in memory becomes invalid at once (O(1)); the memory is
+    /// given back by [`clear`](Self::clear), off the hot path.
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch_bumps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes every entry (after an epoch bump).
+    pub(crate) fn clear(&self) {
+        let map = self.map.pin();
+        let keys: Vec<u128> = map.keys().copied().collect();
+        for hash in keys {
+            self.remove_pinned(&map, hash);
+        }
+    }
+
+    /// No hit is served until the next answered heartbeat.
+    pub(crate) fn lapse(&self) {
+        self.fresh_until.store(0, Ordering::Release);
+    }
+
+    /// A heartbeat PING sent at `sent` was answered (after every push that
+    /// Redis sent before it): hits may be served until `sent + bound`.
+    pub(crate) fn renew(&self, sent: Instant) {
+        let sent_nanos = self.nanos_since_origin(sent);
+        let until = sent_nanos.saturating_add(
+            u64::try_from(self.settings.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
+        );
+        self.fresh_until.fetch_max(until, Ordering::AcqRel);
+        self.lease_sent.fetch_max(sent_nanos, Ordering::AcqRel);
+        let rtt = u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_rtt_nanos.store(rtt, Ordering::Relaxed);
+    }
+
+    /// Whether hits are being served now.
+    pub(crate) fn serving(&self) -> bool {
+        self.now() < self.fresh_until.load(Ordering::Acquire)
+    }
+
+    /// Lookups so far (hits and misses): the heartbeat keeps its fast pace
+    /// while this moves.
+    pub(crate) fn lookups(&self) -> u64 {
+        self.hits.sum() + self.misses.sum()
+    }
+
+    /// Turns the tier off for good (logged once by the caller).
+    pub(crate) fn turn_off(&self, reason: String) {
+        self.lapse();
+        self.bump_epoch();
+        *self.off.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.is_off.store(true, Ordering::Release);
+        self.clear();
+    }
+
+    pub(crate) fn state(&self) -> LocalTierState {
+        if let Some(reason) = &*self.off.lock().unwrap_or_else(|p| p.into_inner()) {
+            return LocalTierState::Off(reason.clone());
+        }
+        if self.serving() {
+            LocalTierState::Serving
+        } else {
+            LocalTierState::Waiting
+        }
+    }
+
+    pub(crate) fn stats(&self) -> LocalTierStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let sent = read(&self.lease_sent);
+        let now = self.now();
+        let rtt = read(&self.last_rtt_nanos);
+        LocalTierStats {
+            hits: self.hits.sum(),
+            misses: self.misses.sum(),
+            inserts: read(&self.inserts),
+            fence_rejections: read(&self.fence_rejections),
+            epoch_bumps: read(&self.epoch_bumps),
+            pushes: read(&self.pushes),
+            evictions: read(&self.evictions),
+            bytes: read(&self.weight),
+            entries: self.map.len() as u64,
+            lease_age: (sent > 0).then(|| Duration::from_nanos(now.saturating_sub(sent))),
+            push_lag: (rtt != u64::MAX).then(|| Duration::from_nanos(rtt)),
+        }
+    }
+
+    /// Evicts entries (in the map's order, which is the hashes' order: as
+    /// good as random) until the tier holds at most 90 % of its budget.
+    /// One caller evicts at a time; the others go on.
+    fn evict(&self) {
+        if self.evicting.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let target = self.settings.budget_bytes / 10 * 9;
+        let map = self.map.pin();
+        let mut victims = Vec::new();
+        let mut freed = 0u64;
+        let excess = self.weight.load(Ordering::Relaxed).saturating_sub(target);
+        for (hash, entry) in map.iter() {
+            if freed >= excess {
+                break;
+            }
+            freed += entry.weight;
+            victims.push(*hash);
+        }
+        for hash in &victims {
+            self.remove_pinned(&map, *hash);
+        }
+        self.evictions
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        self.evicting.store(false, Ordering::Release);
+    }
+}
+
+/// The estimated size in memory of a decoded `S` that serialized to
+/// `serialized_len` bytes (see [`LocalTier::max_value_bytes`]).
+pub(crate) fn weight_of<S>(serialized_len: usize) -> u64 {
+    128 + std::mem::size_of::<S>() as u64 + 2 * serialized_len as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> LocalStore {
+        let store = LocalStore::new(LocalTier::new(1 << 20));
+        store.renew(Instant::now());
+        store
+    }
+
+    fn take_u64(value: &(dyn Any + Send + Sync)) -> Option<u64> {
+        value.downcast_ref::<u64>().copied()
+    }
+
+    fn later() -> u64 {
+        crate::freshness::now_millis() + 60_000
+    }
+
+    #[test]
+    fn a_value_inserted_under_a_current_ticket_is_served() {
+        let store = store();
+        let ticket = store.ticket(7);
+        store.insert(7, &ticket, Box::new(42u64), later(), 200);
+        assert_eq!(store.get(7, take_u64), Some(42));
+        assert_eq!(store.get(8, take_u64), None);
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_a_miss() {
+        let store = store();
+        let ticket = store.ticket(7);
+        store.insert(7, &ticket, Box::new("text"), later(), 200);
+        assert_eq!(store.get(7, take_u64), None);
+    }
+
+    #[test]
+    fn nothing_is_served_once_the_lease_lapses() {
+        let store = store();
+        let ticket = store.ticket(7);
+        store.insert(7, &ticket, Box::new(42u64), later(), 200);
+        store.lapse();
+        assert_eq!(store.get(7, take_u64), None);
+        store.renew(Instant::now());
+        assert_eq!(store.get(7, take_u64), Some(42));
+    }
+
+    #[test]
+    fn an_epoch_bump_invalidates_everything() {
+        let store = store();
+        let ticket = store.ticket(7);
+        store.insert(7, &ticket, Box::new(42u64), later(), 200);
+        store.bump_epoch();
+        assert_eq!(store.get(7, take_u64), None);
+        // And a read that started before the bump is refused.
+        store.insert(7, &ticket, Box::new(43u64), later(), 200);
+        assert_eq!(store.get(7, take_u64), None);
+        assert_eq!(store.stats().fence_rejections, 1);
+    }
+
+    #[test]
+    fn the_budget_holds() {
+        let store = LocalStore::new(LocalTier::new(100_000));
+        store.renew(Instant::now());
+        for hash in 0..10_000u128 {
+            let ticket = store.ticket(hash);
+            store.insert(hash, &ticket, Box::new(hash as u64), later(), 200);
+        }
+        let stats = store.stats();
+        assert!(stats.bytes <= 100_000, "{stats:?}");
+        assert!(stats.evictions > 0);
+    }
+
+    #[test]
+    fn large_values_and_values_without_expiry_are_not_admitted() {
+        let store = store();
+        let ticket = store.ticket(1);
+        store.insert(1, &ticket, Box::new(1u64), later(), (1 << 20) + 1);
+        store.insert(2, &store.ticket(2), Box::new(1u64), 0, 200);
+        assert_eq!(store.get(1, take_u64), None);
+        assert_eq!(store.get(2, take_u64), None);
+    }
+}
