@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::{start_tracking, TrackingSettings};
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::backend::{RedisSettings, SentinelSettings};
 use crate::cache::{Cache, Inner};
@@ -10,7 +11,6 @@ use crate::circuit_breaker::BreakerSettings;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::key::KeyBuilder;
-use crate::backend::{start_tracking, TrackingSettings};
 use crate::lease::LockSettings;
 use crate::local_tier::{LocalStore, LocalTier};
 

@@ -9,13 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::backend::Tracking;
 use crate::blocking::{block_on_io, wait_here};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::fence::Fence;
 use crate::freshness::Freshness;
 use crate::key::{CacheKey, KeyBuilder};
-use crate::backend::Tracking;
 use crate::lease::LockSettings;
 use crate::local_tier::{LocalStore, LocalTierState};
 use crate::local_value::LocalValue;
@@ -219,7 +219,9 @@ impl Cache {
     /// A snapshot of this cache's counters.
     pub fn stats(&self) -> StatsSnapshot {
         let local = self.inner.local.as_deref().map(LocalStore::stats);
-        self.inner.stats.snapshot(self.inner.backend.breaker(), local)
+        self.inner
+            .stats
+            .snapshot(self.inner.backend.breaker(), local)
     }
 
     /// Whether the local tier serves hits from memory now, waits for its

@@ -274,7 +274,11 @@ impl LocalStore {
     /// inserted in the current epoch, it has not expired, and it is an `S`
     /// (`take` clones it out).
     #[inline]
-    pub(crate) fn get<S>(&self, hash: u128, take: fn(&(dyn Any + Send + Sync)) -> Option<S>) -> Option<S> {
+    pub(crate) fn get<S>(
+        &self,
+        hash: u128,
+        take: fn(&(dyn Any + Send + Sync)) -> Option<S>,
+    ) -> Option<S> {
         let now = self.now();
         if now >= self.fresh_until.load(Ordering::Acquire) {
             self.misses.add(1);
@@ -381,8 +385,12 @@ impl LocalStore {
 
     /// An invalidation pushed by Redis for `key`.
     pub(crate) fn invalidate_pushed(&self, key: &[u8]) {
+        self.invalidate_pushed_hash(xxhash_rust::xxh3::xxh3_128(key));
+    }
+
+    fn invalidate_pushed_hash(&self, hash: u128) {
         self.pushes.fetch_add(1, Ordering::Relaxed);
-        self.invalidate(xxhash_rust::xxh3::xxh3_128(key));
+        self.invalidate(hash);
     }
 
     /// Everything in memory becomes invalid at once (O(1)); the memory is
@@ -584,5 +592,114 @@ mod tests {
         store.insert(2, &store.ticket(2), Box::new(1u64), 0, 200);
         assert_eq!(store.get(1, take_u64), None);
         assert_eq!(store.get(2, take_u64), None);
+    }
+
+    /// One step of an interleaving of readers (ticket, GET executed by
+    /// Redis, reply inserted), a writer (a write executed by Redis, whose
+    /// push is delivered later, in order) and epoch bumps.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Capture(u8),
+        Execute(u8),
+        Insert(u8),
+        Write,
+        Push,
+        Bump,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..3u8).prop_map(Step::Capture),
+            (0..3u8).prop_map(Step::Execute),
+            (0..3u8).prop_map(Step::Insert),
+            Just(Step::Write),
+            Just(Step::Push),
+            Just(Step::Bump),
+        ]
+    }
+
+    #[derive(Clone, Copy, Default)]
+    struct Reader {
+        ticket: Option<LocalTicket>,
+        /// The version its GET returned.
+        read: Option<u64>,
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of captures, replies, writes, pushes and
+        /// epoch bumps: once every push of the writes so far has been
+        /// applied, memory holds nothing or the latest version.
+        #[test]
+        fn never_a_stale_entry(steps in proptest::collection::vec(step(), 1..60)) {
+            let store = store();
+            let key = 99u128;
+            let mut version = 0u64; // in Redis
+            let mut pending_pushes = 0usize;
+            let mut readers = [Reader::default(); 3];
+            for step in steps {
+                match step {
+                    Step::Capture(r) => {
+                        readers[r as usize] = Reader { ticket: Some(store.ticket(key)), read: None };
+                    }
+                    Step::Execute(r) => {
+                        let reader = &mut readers[r as usize];
+                        if reader.ticket.is_some() && reader.read.is_none() {
+                            reader.read = Some(version);
+                        }
+                    }
+                    Step::Insert(r) => {
+                        let reader = &mut readers[r as usize];
+                        if let (Some(ticket), Some(read)) = (reader.ticket, reader.read) {
+                            store.insert(key, &ticket, Box::new(read), later(), 200);
+                            *reader = Reader::default();
+                        }
+                    }
+                    Step::Write => {
+                        version += 1;
+                        pending_pushes += 1;
+                    }
+                    Step::Push => {
+                        if pending_pushes > 0 {
+                            pending_pushes -= 1;
+                            store.invalidate(key);
+                        }
+                    }
+                    Step::Bump => store.bump_epoch(),
+                }
+                if pending_pushes == 0 {
+                    let held = store.get(key, take_u64);
+                    proptest::prop_assert!(
+                        held.is_none() || held == Some(version),
+                        "held {:?}, latest {}", held, version
+                    );
+                }
+            }
+        }
+    }
+
+    /// The orders one by one: a push before the capture, between capture
+    /// and reply, and after the insert.
+    #[test]
+    fn a_push_in_any_place_leaves_no_stale_entry() {
+        // After the insert: removes it.
+        let s = store();
+        let ticket = s.ticket(5);
+        s.insert(5, &ticket, Box::new(1u64), later(), 200);
+        s.invalidate_pushed_hash(5);
+        assert_eq!(s.get(5, take_u64), None);
+        // Between capture and reply: the insert is refused.
+        let s = store();
+        let ticket = s.ticket(5);
+        s.invalidate_pushed_hash(5);
+        s.insert(5, &ticket, Box::new(1u64), later(), 200);
+        assert_eq!(s.get(5, take_u64), None);
+        assert_eq!(s.stats().fence_rejections, 1);
+        // Before the capture: the read came after it, the value is new.
+        let s = store();
+        s.invalidate_pushed_hash(5);
+        let ticket = s.ticket(5);
+        s.insert(5, &ticket, Box::new(2u64), later(), 200);
+        assert_eq!(s.get(5, take_u64), Some(2));
     }
 }

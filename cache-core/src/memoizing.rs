@@ -126,10 +126,12 @@ impl Cache {
         let mut stale = None;
         // With the local tier, the value read or computed goes in memory if
         // nothing invalidated the key since this point.
-        let local = self.local_route(local, &options, tags).map(|(tier, value)| {
-            let hash = key_hash(full);
-            (value, hash, tier.ticket(hash))
-        });
+        let local = self
+            .local_route(local, &options, tags)
+            .map(|(tier, value)| {
+                let hash = key_hash(full);
+                (value, hash, tier.ticket(hash))
+            });
         // A plain call (its thread blocked in `wait_here`) never waits for a
         // flight led by a task: that task may need this very thread.
         let blocking = crate::blocking::waiting_here();

@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::circuit_breaker::BreakerState;
-use crate::local_tier::LocalTierStats;
 pub use crate::function_stats::{function_stats, function_stats_of, FunctionStats};
+use crate::local_tier::LocalTierStats;
 
 /// Live counters; read them with [`Cache::stats`](crate::Cache::stats).
 #[derive(Debug, Default)]

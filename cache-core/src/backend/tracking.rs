@@ -118,7 +118,10 @@ async fn connect(
 ) -> Result<MultiplexedConnection, Refusal> {
     let info = connection_info(&settings.url, settings.tls_ca.as_deref())
         .map_err(|e| Refusal::ForGood(format!("the tracking URL is not usable: {e}")))?;
-    let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let resp3 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
     let info = info.set_redis_settings(resp3);
     let client = redis::Client::open(info).map_err(Refusal::ForNow)?;
     let pushes = Arc::downgrade(tier);
@@ -155,7 +158,8 @@ async fn connect(
 
 /// A server's answer refuses for good; a failed connection is for now.
 fn refusal(e: RedisError, what: &str) -> Refusal {
-    let io = e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
+    let io =
+        e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
     if io {
         Refusal::ForNow(e)
     } else {

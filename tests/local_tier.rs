@@ -1,0 +1,300 @@
+//! The local tier against a real redis-server: hits from memory, an
+//! invalidation from another cache (its own connections, as another
+//! process has) seen within the bound, epochs, the fallback when tracking
+//! is refused, and what is kept out.
+//!
+//! The multi-process checker under faults is `tests/coherence.rs`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache_memoize::{cache_memoize, Cache, LocalTier, LocalTierState};
+use serde::{Deserialize, Serialize};
+
+/// The bound of every tier here.
+const BOUND: Duration = Duration::from_millis(5);
+
+fn server() -> &'static support::RedisServer {
+    static SERVER: OnceLock<support::RedisServer> = OnceLock::new();
+    SERVER.get_or_init(support::RedisServer::start)
+}
+
+fn tiered(prefix: &str) -> Cache {
+    Cache::builder()
+        .url(server().url())
+        .prefix(prefix)
+        .local_tier(LocalTier::new(16 << 20).staleness_bound(BOUND))
+        .build()
+        .expect("a valid cache")
+}
+
+fn plain(prefix: &str) -> Cache {
+    Cache::builder()
+        .url(server().url())
+        .prefix(prefix)
+        .build()
+        .expect("a valid cache")
+}
+
+/// Waits (bounded) until the tier serves from memory.
+async fn serving(cache: &Cache) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // A lookup wakes the heartbeat when the lease has lapsed.
+    while cache.local_tier_state() != Some(LocalTierState::Serving) {
+        assert!(
+            Instant::now() < deadline,
+            "the tier never started serving: {:?}",
+            cache.local_tier_state()
+        );
+        let _ = cache.get::<u8>("wake").await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+static SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+fn reader_cache() -> Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| tiered("lt-basic")).clone()
+}
+
+fn writer_cache() -> Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| plain("lt-basic")).clone()
+}
+
+#[cache_memoize(cache = reader_cache(), prefix = "source", ttl = 60)]
+async fn source_via_reader(key: u32) -> usize {
+    let _ = key;
+    SOURCE.load(Ordering::SeqCst)
+}
+
+#[cache_memoize(cache = writer_cache(), prefix = "source", ttl = 60)]
+async fn source_via_writer(key: u32) -> usize {
+    let _ = key;
+    SOURCE.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_come_from_memory_and_an_invalidation_elsewhere_reaches_them_within_the_bound() {
+    let reader = reader_cache();
+    serving(&reader).await;
+    SOURCE.store(1, Ordering::SeqCst);
+    assert_eq!(source_via_reader(1).await, 1, "a miss computes");
+    assert_eq!(
+        source_via_reader(1).await,
+        1,
+        "a hit from Redis fills memory"
+    );
+    let before = reader.stats().local_hits;
+    for _ in 0..100 {
+        assert_eq!(source_via_reader(1).await, 1);
+    }
+    let after = reader.stats();
+    assert!(
+        after.local_hits >= before + 90,
+        "hits were not served from memory: {after:?}"
+    );
+
+    // Another cache (its own connections, as in another process) changes
+    // the source and invalidates: after the bound, the reader sees it.
+    for round in 2..20 {
+        SOURCE.store(round, Ordering::SeqCst);
+        assert!(source_via_writer_invalidate(1).await, "the entry existed");
+        tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
+        assert_eq!(
+            source_via_reader(1).await,
+            round,
+            "round {round}: memory served a value older than an invalidation acknowledged {BOUND:?} ago"
+        );
+        // And a refresh (a `set`) elsewhere too.
+        SOURCE.store(round * 100, Ordering::SeqCst);
+        assert_eq!(source_via_writer_refresh(1).await, round * 100);
+        tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
+        assert_eq!(source_via_reader(1).await, round * 100);
+    }
+    let stats = reader.stats().local.expect("a tier");
+    assert!(stats.pushes > 0, "{stats:?}");
+}
+
+/// FLUSHALL would wipe the other tests' entries: a server of its own.
+fn flush_server() -> &'static support::RedisServer {
+    static SERVER: OnceLock<support::RedisServer> = OnceLock::new();
+    SERVER.get_or_init(support::RedisServer::start)
+}
+
+fn flush_cache() -> Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            Cache::builder()
+                .url(flush_server().url())
+                .local_tier(LocalTier::new(1 << 20).staleness_bound(BOUND))
+                .build()
+                .unwrap()
+        })
+        .clone()
+}
+
+static FLUSH_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(cache = flush_cache(), ttl = 60)]
+async fn flushed(key: u32) -> usize {
+    let _ = key;
+    FLUSH_SOURCE.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushall_empties_memory() {
+    let cache = flush_cache();
+    serving(&cache).await;
+    FLUSH_SOURCE.store(1, Ordering::SeqCst);
+    flushed(1).await;
+    flushed(1).await;
+    let bumps = cache.stats().local_epoch_bumps;
+    FLUSH_SOURCE.store(2, Ordering::SeqCst);
+    flush_server().cmd(&[b"FLUSHALL"]).expect_ok();
+    tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
+    assert_eq!(flushed(1).await, 2);
+    assert!(cache.stats().local_epoch_bumps > bumps);
+}
+
+/// Counts its clones: an `Arc<Counted>` hit must clone the `Arc` only.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Counted(u64);
+
+static CLONES: AtomicUsize = AtomicUsize::new(0);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, Ordering::SeqCst);
+        Counted(self.0)
+    }
+}
+
+fn arc_cache() -> Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| tiered("lt-arc")).clone()
+}
+
+#[cache_memoize(cache = arc_cache(), ttl = 60)]
+async fn shared(key: u64) -> Arc<Counted> {
+    Arc::new(Counted(key))
+}
+
+#[cache_memoize(cache = arc_cache(), ttl = 60, local = false)]
+async fn kept_out(key: u64) -> u64 {
+    key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arc_hit_clones_no_value_and_local_false_keeps_a_function_out() {
+    let cache = arc_cache();
+    serving(&cache).await;
+    shared(7).await;
+    shared(7).await;
+    let before = cache.stats().local_hits;
+    CLONES.store(0, Ordering::SeqCst);
+    for _ in 0..50 {
+        assert_eq!(*shared(7).await, Counted(7));
+    }
+    assert!(cache.stats().local_hits >= before + 45);
+    assert_eq!(CLONES.load(Ordering::SeqCst), 0, "a hit cloned the value");
+
+    let before = cache.stats();
+    for _ in 0..20 {
+        kept_out(1).await;
+    }
+    let after = cache.stats();
+    assert_eq!(
+        after.local_hits, before.local_hits,
+        "local = false was served from memory"
+    );
+    assert!(after.hits >= before.hits + 19);
+}
+
+#[tokio::test]
+async fn where_tracking_is_refused_the_tier_turns_off_and_calls_still_work() {
+    // An ACL user without `CLIENT`: tracking is refused.
+    let server = support::RedisServer::start_with_args(&[
+        "--user", "app", "on", ">pw", "~*", "+@all", "-client",
+    ]);
+    let cache = Cache::builder()
+        .url(format!("redis://app:pw@127.0.0.1:{}/", server.port))
+        .local_tier(LocalTier::new(1 << 20))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reason = loop {
+        if let Some(LocalTierState::Off(reason)) = cache.local_tier_state() {
+            break reason;
+        }
+        assert!(Instant::now() < deadline, "{:?}", cache.local_tier_state());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(reason.contains("refused"), "{reason}");
+    assert!(
+        !reason.contains("pw@"),
+        "the reason shows the password: {reason}"
+    );
+    let computed = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let value = cache
+            .get_or_compute("k", Some(Duration::from_secs(60)), || async {
+                computed.fetch_add(1, Ordering::SeqCst);
+                5u8
+            })
+            .await;
+        assert_eq!(value, 5);
+    }
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        1,
+        "Redis still serves the hits"
+    );
+}
+
+#[test]
+fn an_in_memory_cache_says_why_it_has_no_tier() {
+    let cache = Cache::builder()
+        .local_tier(LocalTier::new(1 << 20))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        cache.local_tier_state(),
+        Some(LocalTierState::Off(_))
+    ));
+    assert!(Cache::builder()
+        .url("redis://127.0.0.1:1/")
+        .local_tier(LocalTier::new(0))
+        .build()
+        .is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_tracking_connection_stops_memory_hits_until_it_is_back() {
+    let cache = tiered("lt-kill");
+    serving(&cache).await;
+    let bumps = cache.stats().local_epoch_bumps;
+    let list = server().cmd(&[b"CLIENT", b"LIST"]).as_str().unwrap();
+    let id = list
+        .lines()
+        .filter(|line| line.contains("name=cache-memoize-tracking"))
+        .filter_map(|line| line.split_whitespace().next()?.strip_prefix("id="))
+        .next_back()
+        .expect("a tracking connection in CLIENT LIST")
+        .to_owned();
+    server().cmd(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()]);
+    // Lost: everything before is invalid; then tracked again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cache.stats().local_epoch_bumps < bumps + 2 {
+        assert!(Instant::now() < deadline, "{:?}", cache.stats().local);
+        let _ = cache.get::<u8>("wake").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    serving(&cache).await;
+}
