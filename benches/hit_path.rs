@@ -18,6 +18,8 @@
 //! cargo bench --bench hit_path
 //! ```
 //!
+//! Then the same for the local tier (`hit_path/local_tier.rs`).
+//!
 //! Under `cargo test` it runs one tiny round as a smoke test.
 
 #[path = "../tests/support/mod.rs"]
@@ -25,6 +27,9 @@ mod support;
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
+
+#[path = "hit_path/local_tier.rs"]
+mod local_tier;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -297,8 +302,13 @@ async fn main() {
         "subject", "size", "keys", "tasks", "calls/s", "p50", "p99", "vs raw", "vs cached"
     );
     // HIT_PATH_ONLY="small 64" (or "small 64 spread") narrows the run
-    // (for profiling).
+    // (for profiling); HIT_PATH_ONLY=tier runs only the local-tier table
+    // ("tier u64": only its rows whose label contains "u64").
     let only = std::env::var("HIT_PATH_ONLY").unwrap_or_default();
+    if only.is_empty() || only.starts_with("tier") {
+        let rows = only.strip_prefix("tier").unwrap_or("").trim();
+        local_tier::rows(&url, benching, rows).await;
+    }
     for size in [Size::Small, Size::Large] {
         for (tasks, pattern) in [1usize, 16, 64]
             .into_iter()

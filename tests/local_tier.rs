@@ -9,32 +9,33 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_memoize::{cache_memoize, Cache, LocalTier, LocalTierState};
+use cache_memoize::{cache_memoize, registry, Cache, LocalTier, LocalTierState};
 use serde::{Deserialize, Serialize};
 
 /// The bound of every tier here.
 const BOUND: Duration = Duration::from_millis(5);
 
-fn server() -> &'static support::RedisServer {
-    static SERVER: OnceLock<support::RedisServer> = OnceLock::new();
-    SERVER.get_or_init(support::RedisServer::start)
+/// The server of this binary's tests (stopped when the last test ends:
+/// hold it for the whole test).
+fn server() -> std::sync::Arc<support::TestRedis> {
+    support::shared_redis()
 }
 
-fn tiered(prefix: &str) -> Cache {
+fn tiered(redis: &support::TestRedis, prefix: &str) -> Cache {
     Cache::builder()
-        .url(server().url())
+        .url(redis.url())
         .prefix(prefix)
         .local_tier(LocalTier::new(16 << 20).staleness_bound(BOUND))
         .build()
         .expect("a valid cache")
 }
 
-fn plain(prefix: &str) -> Cache {
+fn plain(redis: &support::TestRedis, prefix: &str) -> Cache {
     Cache::builder()
-        .url(server().url())
+        .url(redis.url())
         .prefix(prefix)
         .build()
         .expect("a valid cache")
@@ -57,23 +58,13 @@ async fn serving(cache: &Cache) {
 
 static SOURCE: AtomicUsize = AtomicUsize::new(0);
 
-fn reader_cache() -> Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE.get_or_init(|| tiered("lt-basic")).clone()
-}
-
-fn writer_cache() -> Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE.get_or_init(|| plain("lt-basic")).clone()
-}
-
-#[cache_memoize(cache = reader_cache(), prefix = "source", ttl = 60)]
+#[cache_memoize(alias = "lt-reader", prefix = "source", ttl = 60)]
 async fn source_via_reader(key: u32) -> usize {
     let _ = key;
     SOURCE.load(Ordering::SeqCst)
 }
 
-#[cache_memoize(cache = writer_cache(), prefix = "source", ttl = 60)]
+#[cache_memoize(alias = "lt-writer", prefix = "source", ttl = 60)]
 async fn source_via_writer(key: u32) -> usize {
     let _ = key;
     SOURCE.load(Ordering::SeqCst)
@@ -81,7 +72,10 @@ async fn source_via_writer(key: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_come_from_memory_and_an_invalidation_elsewhere_reaches_them_within_the_bound() {
-    let reader = reader_cache();
+    let redis = server();
+    let reader = tiered(&redis, "lt-basic");
+    registry::register("lt-reader", reader.clone());
+    registry::register("lt-writer", plain(&redis, "lt-basic"));
     serving(&reader).await;
     SOURCE.store(1, Ordering::SeqCst);
     assert_eq!(source_via_reader(1).await, 1, "a miss computes");
@@ -121,28 +115,9 @@ async fn hits_come_from_memory_and_an_invalidation_elsewhere_reaches_them_within
     assert!(stats.pushes > 0, "{stats:?}");
 }
 
-/// FLUSHALL would wipe the other tests' entries: a server of its own.
-fn flush_server() -> &'static support::RedisServer {
-    static SERVER: OnceLock<support::RedisServer> = OnceLock::new();
-    SERVER.get_or_init(support::RedisServer::start)
-}
-
-fn flush_cache() -> Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            Cache::builder()
-                .url(flush_server().url())
-                .local_tier(LocalTier::new(1 << 20).staleness_bound(BOUND))
-                .build()
-                .unwrap()
-        })
-        .clone()
-}
-
 static FLUSH_SOURCE: AtomicUsize = AtomicUsize::new(0);
 
-#[cache_memoize(cache = flush_cache(), ttl = 60)]
+#[cache_memoize(alias = "lt-flush", ttl = 60)]
 async fn flushed(key: u32) -> usize {
     let _ = key;
     FLUSH_SOURCE.load(Ordering::SeqCst)
@@ -150,14 +125,21 @@ async fn flushed(key: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushall_empties_memory() {
-    let cache = flush_cache();
+    // FLUSHALL would wipe the other tests' entries: a server of its own.
+    let server = support::RedisServer::start();
+    let cache = Cache::builder()
+        .url(server.url())
+        .local_tier(LocalTier::new(1 << 20).staleness_bound(BOUND))
+        .build()
+        .unwrap();
+    registry::register("lt-flush", cache.clone());
     serving(&cache).await;
     FLUSH_SOURCE.store(1, Ordering::SeqCst);
     flushed(1).await;
     flushed(1).await;
     let bumps = cache.stats().local_epoch_bumps;
     FLUSH_SOURCE.store(2, Ordering::SeqCst);
-    flush_server().cmd(&[b"FLUSHALL"]).expect_ok();
+    server.cmd(&[b"FLUSHALL"]).expect_ok();
     tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
     assert_eq!(flushed(1).await, 2);
     assert!(cache.stats().local_epoch_bumps > bumps);
@@ -176,24 +158,21 @@ impl Clone for Counted {
     }
 }
 
-fn arc_cache() -> Cache {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    CACHE.get_or_init(|| tiered("lt-arc")).clone()
-}
-
-#[cache_memoize(cache = arc_cache(), ttl = 60)]
+#[cache_memoize(alias = "lt-arc", ttl = 60)]
 async fn shared(key: u64) -> Arc<Counted> {
     Arc::new(Counted(key))
 }
 
-#[cache_memoize(cache = arc_cache(), ttl = 60, local = false)]
+#[cache_memoize(alias = "lt-arc", ttl = 60, local = false)]
 async fn kept_out(key: u64) -> u64 {
     key
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_arc_hit_clones_no_value_and_local_false_keeps_a_function_out() {
-    let cache = arc_cache();
+    let redis = server();
+    let cache = tiered(&redis, "lt-arc");
+    registry::register("lt-arc", cache.clone());
     serving(&cache).await;
     shared(7).await;
     shared(7).await;
@@ -277,10 +256,16 @@ fn an_in_memory_cache_says_why_it_has_no_tier() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tracking_connection_stops_memory_hits_until_it_is_back() {
-    let cache = tiered("lt-kill");
+    // Its own server: the only tracking connection in CLIENT LIST is ours.
+    let redis = support::RedisServer::start();
+    let cache = Cache::builder()
+        .url(redis.url())
+        .local_tier(LocalTier::new(1 << 20).staleness_bound(BOUND))
+        .build()
+        .unwrap();
     serving(&cache).await;
     let bumps = cache.stats().local_epoch_bumps;
-    let list = server().cmd(&[b"CLIENT", b"LIST"]).as_str().unwrap();
+    let list = redis.cmd(&[b"CLIENT", b"LIST"]).as_str().unwrap();
     let id = list
         .lines()
         .filter(|line| line.contains("name=cache-memoize-tracking"))
@@ -288,7 +273,7 @@ async fn a_killed_tracking_connection_stops_memory_hits_until_it_is_back() {
         .next_back()
         .expect("a tracking connection in CLIENT LIST")
         .to_owned();
-    server().cmd(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()]);
+    redis.cmd(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()]);
     // Lost: everything before is invalid; then tracked again.
     let deadline = Instant::now() + Duration::from_secs(5);
     while cache.stats().local_epoch_bumps < bumps + 2 {
