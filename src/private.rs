@@ -2,7 +2,8 @@
 //! macro crate's `private_exports_only_what_expansions_use` test lists the
 //! same names). Not a public API.
 pub use cache_core::memoized::{
-    key_part, method_prefix, LocalByClone, LocalNever, LocalProbe, Memoized, Policy,
+    hit_callback, key_part, local_lookup, method_prefix, yield_now_and_then, LocalByClone,
+    LocalLookup, LocalNever, LocalProbe, Memoized, Policy,
 };
 pub use cache_core::registry;
 pub use cache_core::{Cache, Freshness};

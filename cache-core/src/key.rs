@@ -128,8 +128,7 @@ impl KeyBuilder {
         full.push_str(&self.namespace);
         full.push_str(function_prefix);
         full.push(':');
-        use std::fmt::Write as _;
-        let _ = write!(full, "{hash:032x}");
+        push_hex(&mut full, hash);
         Ok(FullKey(full))
     }
 
@@ -262,10 +261,19 @@ pub fn function_key<A: Serialize + ?Sized>(
     let mut key = String::with_capacity(function_prefix.len() + 1 + ARGS_HASH_LEN);
     key.push_str(function_prefix);
     key.push(':');
-    // `{:032x}` always writes 32 digits.
-    use std::fmt::Write as _;
-    let _ = write!(key, "{hash:032x}");
+    push_hex(&mut key, hash);
     Ok(key)
+}
+
+/// Appends `hash` as 32 lowercase hex digits (as `{:032x}`, without the
+/// formatting machinery: this runs on every memoized call).
+fn push_hex(out: &mut String, hash: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = DIGITS[((hash >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    out.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
 }
 
 /// The stable 128-bit hash of `args`' MessagePack form.
@@ -544,6 +552,20 @@ mod tests {
         assert!(!m.matches(&kb.full_key(&format!("a{}z", "é".repeat(199)))));
         assert!(!m.matches(&kb.full_key(&"b".repeat(2_000))));
         assert!(m.glob().ends_with('*'));
+    }
+
+    #[test]
+    fn hex_is_the_formatters() {
+        for hash in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            let mut fast = String::new();
+            push_hex(&mut fast, hash);
+            assert_eq!(fast, format!("{hash:032x}"));
+        }
     }
 
     #[test]

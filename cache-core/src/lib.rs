@@ -56,6 +56,7 @@ mod sharded_counter;
 mod single_flight;
 pub mod stats;
 pub mod store;
+mod str_hasher;
 mod thread_flag;
 mod throttled_log;
 mod ttl;

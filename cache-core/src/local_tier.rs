@@ -281,7 +281,6 @@ impl LocalStore {
     ) -> Option<S> {
         let now = self.now();
         if now >= self.fresh_until.load(Ordering::Acquire) {
-            self.misses.add(1);
             if !self.is_off.load(Ordering::Relaxed) {
                 self.wake.notify_one();
             }
@@ -293,11 +292,16 @@ impl LocalStore {
                 .then(|| take(&*entry.value))
                 .flatten()
         });
-        match found {
-            Some(_) => self.hits.add(1),
-            None => self.misses.add(1),
+        if found.is_some() {
+            self.hits.add(1);
         }
         found
+    }
+
+    /// Counts a call that could have been answered from memory and went
+    /// on to Redis (counted once, where its Redis lookup starts).
+    pub(crate) fn count_miss(&self) {
+        self.misses.add(1);
     }
 
     /// Taken before the Redis read or the computation whose value may be

@@ -21,12 +21,63 @@ pub use crate::local_value::{LocalByClone, LocalNever, LocalProbe, LocalValue};
 use crate::memoizing::{Answer, CallReport};
 use crate::store::{self, StorePolicy};
 
-/// How a call answered from the local tier is reported.
-const LOCAL_HIT: CallReport = CallReport {
-    answer: Answer::Hit,
-    backend_failed: false,
-    refresh_due: None,
-};
+/// What the local tier's fast path of a memoized call found: the result,
+/// or the call's key for the rest of the path.
+#[derive(Debug)]
+pub enum LocalLookup<R> {
+    /// Answered from memory (counted).
+    Hit(R),
+    /// Not in memory (or no tier): the key, for [`Memoized::call`].
+    Miss(Result<FullKey, CodecError>),
+}
+
+/// The first step of a memoized call, before anything else is built: the
+/// key of `parts` under `prefix`, and with `local` (the function may use
+/// the tier: no `local = false`, no tags, no freshness windows) and a
+/// cache with a local tier, the value from memory. A hit is counted here;
+/// the caller runs its `hit` callback and, in async code, awaits
+/// [`yield_now_and_then`].
+///
+/// ```
+/// use cache_core::memoized::{key_part, local_lookup, LocalLookup, Policy};
+/// use cache_core::Cache;
+///
+/// let cache = Cache::memory(); // no local tier: always a miss with the key
+/// let policy = Policy::<u64, _>::always();
+/// match local_lookup(&cache, "docs::f", true, &[key_part(&1u8)], &policy) {
+///     LocalLookup::Hit(_) => unreachable!(),
+///     LocalLookup::Miss(key) => assert!(key.unwrap().as_str().starts_with("memo:1:docs::f:")),
+/// }
+/// ```
+pub fn local_lookup<R, S>(
+    cache: &Cache,
+    prefix: &str,
+    local: bool,
+    parts: &[KeyPart<'_>],
+    policy: &Policy<R, S>,
+) -> LocalLookup<R> {
+    let key = cache.keys().function_key(prefix, parts);
+    if let (true, Ok(full), Some(how)) = (local, &key, policy.local) {
+        if let Some(value) = cache.local_get(full.as_str(), how) {
+            function_stats::record_local_hit(prefix);
+            return LocalLookup::Hit((policy.wrap)(value));
+        }
+    }
+    LocalLookup::Miss(key)
+}
+
+/// Runs a memoized function's `hit` callback on its arguments (for a hit
+/// from [`local_lookup`]; [`Memoized::call`] runs it for the others).
+pub fn hit_callback<Args>(args: &Args, on_hit: impl FnOnce(&Args)) {
+    on_hit(args);
+}
+
+/// Lets the runtime run its timers and other tasks now and then: a task
+/// whose calls are all answered from memory would otherwise never yield
+/// (`tokio::task::consume_budget`; outside tokio, nothing).
+pub async fn yield_now_and_then() {
+    tokio::task::consume_budget().await;
+}
 
 /// One value that goes into a key: an argument, the `key = …` expression,
 /// the `extra = …` expression or the name of a generic type parameter.
@@ -313,10 +364,8 @@ impl Memoized {
         };
         if let Some(value) = self.local_hit(&key, policy.local) {
             on_hit(&args);
-            self.record(LOCAL_HIT, started, &tracing::Span::none());
-            // A hit from memory never yields by itself: let the runtime run
-            // its timers and other tasks now and then.
-            tokio::task::consume_budget().await;
+            function_stats::record_local_hit(&self.prefix);
+            yield_now_and_then().await;
             return ((policy.wrap)(value), None);
         }
         let span = self.span(&key);
@@ -366,7 +415,7 @@ impl Memoized {
         };
         if let Some(value) = self.local_hit(&key, policy.local) {
             on_hit(&args);
-            self.record(LOCAL_HIT, started, &tracing::Span::none());
+            function_stats::record_local_hit(&self.prefix);
             return (policy.wrap)(value);
         }
         let span = self.span(&key);

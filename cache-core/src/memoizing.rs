@@ -129,6 +129,7 @@ impl Cache {
         let local = self
             .local_route(local, &options, tags)
             .map(|(tier, value)| {
+                tier.count_miss();
                 let hash = key_hash(full);
                 (value, hash, tier.ticket(hash))
             });
@@ -539,6 +540,16 @@ impl Cache {
         let value = local?;
         (options.local && tags.is_empty() && options.freshness.is_off() && !tier.is_off())
             .then_some((tier, value))
+    }
+
+    /// The local tier's value for `full`, with no check of the call's
+    /// options (the caller knows it may use the tier).
+    pub(crate) fn local_get<S>(&self, full: &str, local: LocalValue<S>) -> Option<S> {
+        let tier = self.inner.local.as_deref()?;
+        if tier.is_off() {
+            return None;
+        }
+        tier.get(key_hash(full), local.take)
     }
 
     /// The local tier's value for `full`, for a call that may use it.

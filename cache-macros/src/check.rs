@@ -265,6 +265,10 @@ impl Decider<'_> {
             Returns::Option if is_false(&args.cache_none) => Storage::Some,
             _ => Storage::Always,
         };
+        // Answered from the local tier before anything else is built,
+        // unless the function opts out or needs Redis for every hit (its
+        // tags' versions, its freshness windows).
+        let local_fast_path = !is_false(&args.local) && args.tags.is_none() && freshness.is_none();
         let (returns, return_span) = match &self.func.sig.output {
             ReturnType::Default => (parse_quote!(()), Span::call_site()),
             ReturnType::Type(_, ty) => ((**ty).clone(), ty.span()),
@@ -275,6 +279,7 @@ impl Decider<'_> {
             ttl: value(&args.ttl),
             lock: value(&args.lock),
             local: value(&args.local),
+            local_fast_path,
             freshness,
             tags: value(&args.tags).unwrap_or_default(),
             storage,

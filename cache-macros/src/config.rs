@@ -83,6 +83,9 @@ pub(crate) struct Call {
     pub lock: Option<LitBool>,
     /// `Some(local)` when `local = …` is given (the tier is used by default).
     pub local: Option<LitBool>,
+    /// Whether `foo` first asks the local tier (`local_lookup`), before
+    /// the call is built.
+    pub local_fast_path: bool,
     pub freshness: Option<Freshness>,
     /// Expressions of the arguments, each `ToString`.
     pub tags: Vec<Expr>,

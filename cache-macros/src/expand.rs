@@ -63,6 +63,9 @@ fn wrapper(config: &FinalConfig, wrapper: &Wrapper) -> TokenStream {
         }
         CallMethod::Blocking => (quote!(call_blocking), None),
     };
+    if call.local_fast_path && !refreshing {
+        return local_first(config, wrapper, method, wait);
+    }
     let run = quote_spanned! {span=>
         __cache_memo.#method(
             __cache_key,
@@ -78,6 +81,79 @@ fn wrapper(config: &FinalConfig, wrapper: &Wrapper) -> TokenStream {
         #vis #sig {
             let __cache_memo = #memo;
             let __cache_key = __cache_memo.key(#parts);
+            #run #wait
+        }
+    }
+}
+
+/// `foo` asking the local tier first: the key and a hit from memory cost
+/// no `Memoized`, no clone of the cache and no call future; a miss goes on
+/// with the same key, prefix and policy.
+fn local_first(
+    config: &FinalConfig,
+    wrapper: &Wrapper,
+    method: TokenStream,
+    wait: Option<TokenStream>,
+) -> TokenStream {
+    let Wrapper {
+        attrs, vis, sig, ..
+    } = wrapper;
+    let p = private(config);
+    let call = &config.call;
+    let span = call.return_span;
+    let parts = key_parts(config);
+    let args = &call.args;
+    let body = body_call(&config.body);
+    let hit = callback(&call.hit);
+    let miss = callback(&call.miss);
+    let policy = policy(config);
+    let prefix = prefix(config);
+    let lookup = quote! {
+        #p::local_lookup(__cache, ::core::convert::AsRef::<str>::as_ref(&__cache_prefix), true, #parts, &__cache_policy)
+    };
+    let lookup = match &config.place.cache {
+        CacheChoice::Explicit(expr) => quote_spanned! {expr.span()=> {
+            let __cache: &#p::Cache = &(#expr);
+            #lookup
+        }},
+        CacheChoice::Alias(alias) => {
+            quote!(#p::registry::with(::core::option::Option::Some(#alias), |__cache| #lookup))
+        }
+        CacheChoice::Default => {
+            quote!(#p::registry::with(::core::option::Option::None, |__cache| #lookup))
+        }
+    };
+    let yield_now = wait
+        .as_ref()
+        .map(|_| quote!(#p::yield_now_and_then().await;));
+    let memo = memoized_with_prefix(config, Some(false), quote!(__cache_prefix));
+    let run = quote_spanned! {span=>
+        __cache_memo.#method(
+            __cache_key,
+            (#(#args,)*),
+            move |(#(#args,)*)| #body,
+            __cache_policy,
+            #hit,
+            #miss,
+        )
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __cache_policy = #policy;
+            let __cache_prefix = #prefix;
+            // Its own statement: the key parts (borrowing the arguments)
+            // are gone before any `.await`, so the future stays `Send`.
+            let __cache_found = #lookup;
+            let __cache_key = match __cache_found {
+                #p::LocalLookup::Hit(__cache_hit) => {
+                    #p::hit_callback(&(#(#args,)*), #hit);
+                    #yield_now
+                    return __cache_hit;
+                }
+                #p::LocalLookup::Miss(__cache_key) => __cache_key,
+            };
+            let __cache_memo = #memo;
             #run #wait
         }
     }
@@ -171,6 +247,25 @@ fn companion(config: &FinalConfig, companion: &Companion) -> TokenStream {
 /// `Memoized::new(cache, prefix)`; for a call (`Some(refreshing)`), with
 /// its ttl, refresh, lock, freshness and tags.
 fn memoized(config: &FinalConfig, call: Option<bool>) -> TokenStream {
+    memoized_with_prefix(config, call, prefix(config))
+}
+
+/// The function prefix expression.
+fn prefix(config: &FinalConfig) -> TokenStream {
+    let p = private(config);
+    match &config.place.prefix {
+        Prefix::Given(prefix) => prefix.to_token_stream(),
+        Prefix::Method(name) => quote!(#p::method_prefix::<Self>(#name)),
+        Prefix::Module(name) => quote!(::core::concat!(::core::module_path!(), "::", #name)),
+    }
+}
+
+/// [`memoized`] with the prefix given as tokens.
+fn memoized_with_prefix(
+    config: &FinalConfig,
+    call: Option<bool>,
+    prefix: TokenStream,
+) -> TokenStream {
     let p = private(config);
     let cache = match &config.place.cache {
         CacheChoice::Explicit(expr) => quote_spanned!(expr.span()=> #p::Cache::clone(&(#expr))),
@@ -178,11 +273,6 @@ fn memoized(config: &FinalConfig, call: Option<bool>) -> TokenStream {
             quote!(#p::registry::resolve(::core::option::Option::Some(#alias)))
         }
         CacheChoice::Default => quote!(#p::registry::resolve(::core::option::Option::None)),
-    };
-    let prefix = match &config.place.prefix {
-        Prefix::Given(prefix) => prefix.to_token_stream(),
-        Prefix::Method(name) => quote!(#p::method_prefix::<Self>(#name)),
-        Prefix::Module(name) => quote!(::core::concat!(::core::module_path!(), "::", #name)),
     };
     let new = quote!(#p::Memoized::new(#cache, #prefix));
     let Some(refreshing) = call else {
@@ -363,6 +453,15 @@ mod tests {
                 ),
             ),
             (
+                quote!(ttl = 60),
+                quote!(
+                    async fn plain_async(n: u32) -> u32 {
+                        static __MARKER: u8 = 0;
+                        n
+                    }
+                ),
+            ),
+            (
                 quote!(
                     cache = self.cache,
                     ttl = Duration::from_secs(1),
@@ -434,13 +533,24 @@ mod tests {
     /// The names used right after `__private ::`.
     fn private_items(tokens: TokenStream) -> BTreeSet<String> {
         let text = tokens.to_string();
+        let ident = |text: &str| {
+            text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
         text.split("__private :: ")
             .skip(1)
-            .map(|rest| {
-                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .flat_map(|rest| match rest.strip_prefix('{') {
+                // `use __private::{A as _, B as _}`
+                Some(group) => group
+                    .split('}')
                     .next()
                     .unwrap_or_default()
-                    .to_owned()
+                    .split(',')
+                    .map(|item| ident(item.trim()))
+                    .collect::<Vec<_>>(),
+                None => vec![ident(rest)],
             })
             .collect()
     }
@@ -489,12 +599,16 @@ mod tests {
             "Freshness",
             "LocalByClone",
             "LocalNever",
+            "LocalLookup",
             "LocalProbe",
             "Memoized",
             "Policy",
+            "hit_callback",
             "key_part",
+            "local_lookup",
             "method_prefix",
             "registry",
+            "yield_now_and_then",
         ];
         assert_eq!(used, exported.map(String::from).into());
     }
