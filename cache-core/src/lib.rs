@@ -60,6 +60,7 @@ mod str_hasher;
 mod thread_flag;
 mod throttled_log;
 mod ttl;
+mod value_weight;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, CallOptions};

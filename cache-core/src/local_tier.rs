@@ -72,7 +72,9 @@ impl LocalTier {
 
     /// Values whose estimated size in memory is above this (default 1 MiB)
     /// are not admitted: they are read from Redis on every call. The
-    /// estimate is `128 + size_of::<T>() + 2 × serialized bytes`.
+    /// estimate: 128 bytes + `size_of::<T>()` + the serialized bytes + 48
+    /// bytes per string, binary, array and map in it (MessagePack; other
+    /// serializers: 4 × the serialized bytes).
     pub fn max_value_bytes(mut self, bytes: u64) -> Self {
         self.max_value_bytes = bytes;
         self
@@ -508,12 +510,6 @@ impl LocalStore {
             .fetch_add(victims.len() as u64, Ordering::Relaxed);
         self.evicting.store(false, Ordering::Release);
     }
-}
-
-/// The estimated size in memory of a decoded `S` that serialized to
-/// `serialized_len` bytes (see [`LocalTier::max_value_bytes`]).
-pub(crate) fn weight_of<S>(serialized_len: usize) -> u64 {
-    128 + std::mem::size_of::<S>() as u64 + 2 * serialized_len as u64
 }
 
 #[cfg(test)]

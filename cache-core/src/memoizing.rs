@@ -16,7 +16,8 @@ use crate::error::{CodecError, Result};
 use crate::fence::Ticket;
 use crate::freshness::{now_millis, Verdict};
 use crate::lease::LeaseGuard;
-use crate::local_tier::{key_hash, weight_of, LocalStore, LocalTicket};
+use crate::local_tier::{key_hash, LocalStore, LocalTicket};
+use crate::value_weight::weight_of;
 use crate::local_value::LocalValue;
 use crate::read_coalescing::Read;
 use crate::single_flight::{self, Landing, LeaderGuard, Role};
@@ -577,7 +578,7 @@ impl Cache {
         let (Some((how, hash, ticket)), Some(tier)) = (local, &self.inner.local) else {
             return;
         };
-        let weight = weight_of::<S>(payload.as_bytes().len());
+        let weight = weight_of::<S>(payload.as_bytes(), payload.serializer_id());
         tier.insert(
             *hash,
             ticket,
