@@ -76,7 +76,10 @@ async fn main() {
         };
         builder.build().expect("a valid cache")
     };
-    println!("{keys} distinct keys of SMALL, 64 tasks, tier budget {} MiB\n", mib(BUDGET));
+    println!(
+        "{keys} distinct keys of SMALL, 64 tasks, tier budget {} MiB\n",
+        mib(BUDGET)
+    );
     println!(
         "{:<34} {:>12} {:>12} {:>12} {:>12} {:>10}",
         "run", "RSS before", "RSS after", "growth", "tier bytes", "entries"
@@ -85,7 +88,10 @@ async fn main() {
     // buffers, the allocator), then with it. Each run stores the values
     // (misses) and reads them back (hits from Redis, which fill the tier).
     let mut growths = Vec::new();
-    for (run, tier) in [("without a tier (baseline)", false), ("with the tier", true)] {
+    for (run, tier) in [
+        ("without a tier (baseline)", false),
+        ("with the tier", true),
+    ] {
         let cache = build(tier);
         registry::register("memory", cache.clone());
         // Warm up: connections, the runtime's workers, the registries.
@@ -109,8 +115,14 @@ async fn main() {
         );
         growths.push(after.saturating_sub(before));
         if tier {
-            assert!(local.bytes <= BUDGET, "the tier's estimate is over budget: {local:?}");
-            assert!(local.hits + local.inserts > 0, "the tier was not used: {local:?}");
+            assert!(
+                local.bytes <= BUDGET,
+                "the tier's estimate is over budget: {local:?}"
+            );
+            assert!(
+                local.hits + local.inserts > 0,
+                "the tier was not used: {local:?}"
+            );
             println!(
                 "\nthe tier's share: {:.1} MiB over the baseline's growth, budget {:.0} MiB ({:.2}x); \
                  {} values evicted",

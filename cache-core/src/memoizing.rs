@@ -17,12 +17,12 @@ use crate::fence::Ticket;
 use crate::freshness::{now_millis, Verdict};
 use crate::lease::LeaseGuard;
 use crate::local_tier::{key_hash, LocalStore, LocalTicket};
-use crate::value_weight::weight_of;
 use crate::local_value::LocalValue;
 use crate::read_coalescing::Read;
 use crate::single_flight::{self, Landing, LeaderGuard, Role};
 use crate::stats::Stats;
 use crate::store::StorePolicy;
+use crate::value_weight::weight_of;
 use futures::FutureExt as _;
 
 /// Values whose compression or inflation takes long enough to stall an async
@@ -141,7 +141,12 @@ impl Cache {
         // step it is in, not the largest of them (memory per in-flight call).
         if !options.refresh {
             let lookup = match self.lookup_slot(mode).await {
-                Ok(_slot) => Box::pin(self.lookup::<S>(mode, full)).await,
+                // With the local tier, a call reads with a GET of its own,
+                // sent after its ticket: a GET shared with a lookup that
+                // started earlier may predate an invalidation that this
+                // call's ticket already saw (a push, another process's
+                // write), and its value would go into memory.
+                Ok(_slot) => Box::pin(self.lookup::<S>(mode, full, local.is_none())).await,
                 Err(e) => {
                     self.backend_error("get", &e);
                     Lookup::Unavailable
@@ -810,8 +815,17 @@ impl Cache {
         }
     }
 
-    async fn lookup<S: DeserializeOwned>(&self, mode: IoMode, full: &str) -> Lookup<S> {
-        let read = self.read(mode, full).await;
+    async fn lookup<S: DeserializeOwned>(
+        &self,
+        mode: IoMode,
+        full: &str,
+        coalesce: bool,
+    ) -> Lookup<S> {
+        let read = if coalesce {
+            self.read(mode, full).await
+        } else {
+            self.read_fresh(mode, full).await
+        };
         let found = self.value_in(full, read);
         match &found {
             Lookup::Hit(..) => tracing::trace!(cache = %self.inner.name, key = full, "hit"),

@@ -194,6 +194,7 @@ fn apply(tier: &LocalStore, push: PushInfo) {
 /// what ended it.
 async fn heartbeat(mut connection: MultiplexedConnection, store: &Weak<LocalStore>) -> String {
     let mut seen_lookups = u64::MAX;
+    let mut last_busy = Instant::now();
     loop {
         let Some(tier) = store.upgrade() else {
             return "cache dropped".into();
@@ -204,9 +205,14 @@ async fn heartbeat(mut connection: MultiplexedConnection, store: &Weak<LocalStor
             Ok(_) => tier.renew(sent),
             Err(e) => return e.to_string(),
         }
+        // Busy while lookups happened within the last idle pace: lookups
+        // a few milliseconds apart then keep finding the lease fresh.
         let lookups = tier.lookups();
-        let busy = lookups != seen_lookups;
+        if lookups != seen_lookups {
+            last_busy = Instant::now();
+        }
         seen_lookups = lookups;
+        let busy = last_busy.elapsed() < IDLE_PACE;
         let pace = tier.settings().staleness_bound / 4;
         if busy {
             drop(tier);
