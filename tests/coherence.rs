@@ -1,0 +1,257 @@
+//! The local tier's promise across processes (issue 13, COHERENCE.md "How
+//! to show it"): after a writer's `invalidate` or `refresh` returned, no
+//! reader in another process returns an older value for longer than the
+//! staleness bound (5 ms), quiet and under faults. Each scenario runs a
+//! writer and two readers as separate processes (this binary, run again)
+//! against a private redis-server; see `support/coherence*.rs`.
+//!
+//! Also here: the checker's analysis on synthetic logs, and the TCP proxy
+//! used to stall the tracking connection, against a real redis-server.
+
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "support/coherence.rs"]
+mod coherence;
+#[path = "support/tcp_proxy.rs"]
+mod tcp_proxy;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use coherence::{analyze_reader, Ack, CoherenceReport, ReaderLog, Segment, SegmentRecorder};
+use tcp_proxy::TcpProxy;
+
+// ---------------------------------------------------------------------------
+// The analysis, on synthetic logs
+// ---------------------------------------------------------------------------
+
+const MS: u64 = 1_000_000;
+
+fn seg(key: u32, version: u64, first_start: u64, last_start: u64) -> Segment {
+    Segment {
+        key,
+        version,
+        first_start,
+        first_end: first_start + 10_000,
+        last_start,
+        last_end: last_start + 10_000,
+        reads: 1 + (last_start - first_start) / 100_000,
+    }
+}
+
+fn reader(segments: Vec<Segment>) -> ReaderLog {
+    ReaderLog {
+        name: "r".into(),
+        segments,
+        counters: vec![("local_hits".into(), 7)],
+    }
+}
+
+fn ack(key: u32, version: u64, ack_ns: u64) -> Ack {
+    Ack {
+        key,
+        version,
+        ack_ns,
+    }
+}
+
+#[test]
+fn a_read_of_an_old_version_past_the_bound_is_a_violation() {
+    let acks = [ack(0, 1, 100 * MS), ack(0, 2, 200 * MS)];
+    // v1 still returned by a read that started 6 ms after v2's ack.
+    let log = reader(vec![
+        seg(0, 1, 101 * MS, 206 * MS),
+        seg(0, 2, 206 * MS + 1, 300 * MS),
+    ]);
+    let report = analyze_reader(&acks, &log, coherence::BOUND);
+    assert_eq!(report.violations.len(), 1, "{report:?}");
+    let v = report.violations[0];
+    assert_eq!((v.key, v.seen, v.newer), (0, 1, 2));
+    assert_eq!(v.stale_for(), Duration::from_millis(6));
+}
+
+#[test]
+fn a_read_that_started_within_the_bound_is_not_a_violation() {
+    let acks = [ack(0, 1, 100 * MS), ack(0, 2, 200 * MS)];
+    // The last read of v1 started 1 ns less than the bound after v2's ack.
+    let log = reader(vec![
+        seg(0, 1, 101 * MS, 205 * MS - 1),
+        seg(0, 2, 205 * MS, 300 * MS),
+    ]);
+    let report = analyze_reader(&acks, &log, coherence::BOUND);
+    assert!(report.violations.is_empty(), "{report:?}");
+    // Exactly the bound after the ack is one: v2 was acked at or before t - bound.
+    let log = reader(vec![
+        seg(0, 1, 101 * MS, 205 * MS),
+        seg(0, 2, 205 * MS + 1, 300 * MS),
+    ]);
+    assert_eq!(
+        analyze_reader(&acks, &log, coherence::BOUND)
+            .violations
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn versions_of_other_keys_and_newer_versions_are_no_violations() {
+    let acks = [ack(0, 5, 100 * MS), ack(1, 9, 100 * MS)];
+    let log = reader(vec![
+        // key 1 at v3 does not concern key 0's acks; key 0 at v6 is newer.
+        seg(1, 9, 90 * MS, 300 * MS),
+        seg(0, 6, 90 * MS, 300 * MS),
+    ]);
+    let report = analyze_reader(&acks, &log, coherence::BOUND);
+    assert!(report.violations.is_empty(), "{report:?}");
+    // An old version of key 1 long after its ack is one.
+    let log = reader(vec![seg(1, 3, 90 * MS, 300 * MS)]);
+    assert_eq!(
+        analyze_reader(&acks, &log, coherence::BOUND)
+            .violations
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn ack_to_first_observation_is_measured_to_the_end_of_the_first_read_after_the_ack() {
+    let acks = [
+        ack(0, 1, 100 * MS),
+        // Already seen when acked: a refresh's value was read before it returned.
+        ack(0, 2, 200 * MS),
+        // Superseded before this reader saw it: v4 counts.
+        ack(0, 3, 300 * MS),
+        ack(0, 4, 301 * MS),
+    ];
+    let log = reader(vec![
+        seg(0, 0, 50 * MS, 102 * MS),
+        seg(0, 1, 103 * MS, 190 * MS),
+        seg(0, 2, 199 * MS, 299 * MS),
+        seg(0, 4, 304 * MS, 400 * MS),
+    ]);
+    let report = analyze_reader(&acks, &log, coherence::BOUND);
+    assert!(report.violations.is_empty(), "{report:?}");
+    let latencies: Vec<Duration> = report.latencies.clone();
+    // v1: read started at 103 ms, ended 10 µs later; v2: 0; v3: 4 ms + 10 µs; v4: 3 ms + 10 µs.
+    let us = Duration::from_micros;
+    assert_eq!(latencies, vec![us(0), us(3_010), us(3_010), us(4_010)]);
+    assert_eq!(report.latency_percentile(50.0), Some(us(3_010)));
+    assert_eq!(report.max_latency(), Some(us(4_010)));
+    assert_eq!(report.unobserved, 0);
+    assert_eq!(report.local_hits, 7);
+}
+
+#[test]
+fn the_report_counts_every_reader_and_fails_on_a_violation() {
+    let acks = [ack(0, 1, 100 * MS), ack(0, 2, 200 * MS)];
+    let good = reader(vec![
+        seg(0, 1, 101 * MS, 201 * MS),
+        seg(0, 2, 202 * MS, 300 * MS),
+    ]);
+    let stale = reader(vec![seg(0, 1, 101 * MS, 250 * MS)]);
+    let report = CoherenceReport::analyze(
+        "synthetic",
+        false,
+        coherence::BOUND,
+        &acks,
+        &[good.clone(), stale],
+        vec![],
+    );
+    assert_eq!(report.violations(), 1);
+    assert_eq!(report.rows().len(), 2);
+    assert!(report.summary().contains("violation: key 0 returned v1"));
+    let failed = std::panic::catch_unwind(|| report.assert_coherent());
+    assert!(failed.is_err(), "a violation fails assert_coherent");
+    CoherenceReport::analyze("synthetic", true, coherence::BOUND, &acks, &[good], vec![])
+        .assert_coherent();
+}
+
+#[test]
+fn the_logs_round_trip_through_their_text_format() {
+    let mut recorder = SegmentRecorder::default();
+    recorder.read(0, 1, 10, 11);
+    recorder.read(1, 1, 12, 13);
+    recorder.read(0, 1, 14, 15);
+    recorder.read(0, 2, 16, 17);
+    let segments = recorder.finish();
+    assert_eq!(segments.len(), 3);
+    assert_eq!(segments[0], {
+        let mut s = seg(0, 1, 10, 14);
+        (s.first_end, s.last_end, s.reads) = (11, 15, 2);
+        s
+    });
+    let counters = vec![("local_hits".to_owned(), 3)];
+    let text = coherence::format_reader(&segments, &counters);
+    let log = coherence::parse_reader("r", &text).unwrap();
+    assert_eq!(log.segments, segments);
+    assert_eq!(log.counter("local_hits"), 3);
+    let acks = vec![ack(3, 4, 5)];
+    assert_eq!(
+        coherence::parse_acks(&coherence::format_acks(&acks)).unwrap(),
+        acks
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The TCP proxy, against a real redis-server
+// ---------------------------------------------------------------------------
+
+fn send_ping(stream: &mut TcpStream) {
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    stream.flush().unwrap();
+}
+
+#[test]
+fn the_tcp_proxy_forwards_holds_while_stalled_and_resumes() {
+    let server = support::RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    let stream = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+
+    send_ping(&mut writer);
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "+PONG\r\n", "PING through the proxy");
+
+    proxy.stall();
+    send_ping(&mut writer);
+    let mut byte = [0u8; 1];
+    let started = Instant::now();
+    let stalled = reader.read(&mut byte);
+    assert!(
+        matches!(&stalled, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "no reply while stalled, got {stalled:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // The connection is still open on the server's side, and new ones are held too.
+    let clients = server.cmd(&[b"CLIENT", b"LIST"]).as_str().unwrap();
+    assert!(clients.lines().count() >= 2, "{clients}");
+
+    proxy.resume();
+    reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "+PONG\r\n", "the held PING is answered after resume");
+    send_ping(&mut writer);
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "+PONG\r\n", "PING after resume");
+    assert_eq!(proxy.connections(), 1);
+
+    drop(proxy);
+    line.clear();
+    let closed = reader.read_line(&mut line);
+    assert!(
+        matches!(closed, Ok(0) | Err(_)),
+        "dropping the proxy closes its connections: {closed:?} {line:?}"
+    );
+}
