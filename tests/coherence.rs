@@ -11,17 +11,98 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "support/cluster.rs"]
+mod cluster_support;
 #[path = "support/coherence.rs"]
 mod coherence;
+#[path = "support/coherence_faults.rs"]
+mod coherence_faults;
+#[path = "support/coherence_roles.rs"]
+mod coherence_roles;
 #[path = "support/tcp_proxy.rs"]
 mod tcp_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use coherence::{analyze_reader, Ack, CoherenceReport, ReaderLog, Segment, SegmentRecorder};
+use coherence_faults::Plan;
+use coherence_roles::Launcher;
 use tcp_proxy::TcpProxy;
+
+// ---------------------------------------------------------------------------
+// The scenarios: a writer and two readers, each its own process
+// ---------------------------------------------------------------------------
+
+/// The test that the child processes run: their role, nothing else.
+const CHILD_TEST: &str = "coherence_child_process";
+
+/// Where a writer or a reader runs (in any other process it does nothing).
+#[test]
+fn coherence_child_process() {
+    coherence_roles::run_child_if_asked();
+}
+
+/// One scenario at a time: each runs three busy processes on a 2-core machine.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn check(scenario: fn(&Launcher, Plan) -> CoherenceReport) -> CoherenceReport {
+    let _serial = one_at_a_time();
+    let report = scenario(&Launcher::test(CHILD_TEST), Plan::default());
+    println!("{}", report.summary());
+    println!("{}\n{}", coherence::TABLE_HEADER, report.row());
+    report.assert_coherent();
+    report
+}
+
+#[test]
+fn quiet_readers_hit_locally_and_see_every_write_within_the_bound() {
+    let report = check(coherence_faults::quiet);
+    for reader in &report.readers {
+        assert!(reader.local_hits > 0, "{}", report.summary());
+    }
+}
+
+#[test]
+fn killing_the_tracking_connections_serves_no_stale_value() {
+    check(coherence_faults::client_kill);
+}
+
+#[test]
+fn restarting_redis_on_the_same_port_serves_no_stale_value() {
+    check(coherence_faults::restart);
+}
+
+#[test]
+fn pausing_redis_serves_no_stale_value() {
+    check(coherence_faults::pause);
+}
+
+#[test]
+fn debug_sleep_serves_no_stale_value() {
+    check(coherence_faults::debug_sleep);
+}
+
+#[test]
+fn a_silently_stalled_tracking_connection_serves_no_stale_value() {
+    check(coherence_faults::proxy_stall);
+}
+
+#[test]
+fn flushall_serves_no_stale_value() {
+    check(coherence_faults::flushall);
+}
+
+#[test]
+#[ignore = "the local tier on Redis Cluster is not built yet; run with --ignored"]
+fn migrating_the_hot_slot_serves_no_stale_value() {
+    check(coherence_faults::slot_migration);
+}
 
 // ---------------------------------------------------------------------------
 // The analysis, on synthetic logs
