@@ -17,8 +17,8 @@
 //!
 //! Starts its own redis-server and local 3-master cluster: needs
 //! `redis-server` and `redis-cli` on `PATH`. Arguments pick scenarios by
-//! name (`quiet`, `client-kill`, `restart`, `pause`, `debug-sleep`,
-//! `proxy-stall`, `flushall`, `slot-migration`); none runs them all.
+//! name (`quiet`, `quiet-concurrent`, `client-kill`, `restart`, `pause`, `debug-sleep`,
+//! `proxy-stall`, `data-replies-held`, `flushall`, `slot-migration`); none runs them all.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -44,13 +44,15 @@ fn main() {
     if coherence_roles::run_child_if_asked() {
         return;
     }
-    let all: [(&str, Scenario); 8] = [
+    let all: [(&str, Scenario); 10] = [
         ("quiet", coherence_faults::quiet),
+        ("quiet-concurrent", coherence_faults::quiet_concurrent),
         ("client-kill", coherence_faults::client_kill),
         ("restart", coherence_faults::restart),
         ("pause", coherence_faults::pause),
         ("debug-sleep", coherence_faults::debug_sleep),
         ("proxy-stall", coherence_faults::proxy_stall),
+        ("data-replies-held", coherence_faults::data_replies_held),
         ("flushall", coherence_faults::flushall),
         ("slot-migration", coherence_faults::slot_migration),
     ];

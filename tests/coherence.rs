@@ -69,6 +69,11 @@ fn quiet_readers_hit_locally_and_see_every_write_within_the_bound() {
 }
 
 #[test]
+fn overlapping_lookups_in_one_reader_serve_no_stale_value() {
+    check(coherence_faults::quiet_concurrent);
+}
+
+#[test]
 fn killing_the_tracking_connections_serves_no_stale_value() {
     check(coherence_faults::client_kill);
 }
@@ -91,6 +96,11 @@ fn debug_sleep_serves_no_stale_value() {
 #[test]
 fn a_silently_stalled_tracking_connection_serves_no_stale_value() {
     check(coherence_faults::proxy_stall);
+}
+
+#[test]
+fn late_replies_on_the_data_connection_serve_no_stale_value() {
+    check(coherence_faults::data_replies_held);
 }
 
 #[test]
@@ -222,6 +232,8 @@ fn ack_to_first_observation_is_measured_to_the_end_of_the_first_read_after_the_a
     assert_eq!(report.max_latency(), Some(us(4_010)));
     assert_eq!(report.unobserved, 0);
     assert_eq!(report.local_hits, 7);
+    // v0 was still returned by a read started 2 ms after v1's ack.
+    assert_eq!(report.longest_stale, us(2_000));
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub struct Plan {
     /// Readers go on this long after the writer stopped, so that its last
     /// acks are observed.
     pub tail: Duration,
+    /// Tasks per reader process, each reading every key in a tight loop.
+    pub reader_tasks: usize,
 }
 
 impl Default for Plan {
@@ -48,6 +50,7 @@ impl Default for Plan {
             keys: 4,
             write_interval: Duration::from_millis(2),
             tail: Duration::from_millis(300),
+            reader_tasks: 1,
         }
     }
 }
@@ -89,16 +92,35 @@ fn unique(kind: &str) -> String {
     )
 }
 
-/// Runs the writer and the readers against `urls`; calls `fault` at
+/// Where the processes connect.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    /// One server's URL, or a cluster's seeds.
+    pub urls: Vec<String>,
+    pub cluster: bool,
+    /// The readers' tracking connection goes here instead (a proxy).
+    pub tracking_url: Option<String>,
+    /// The readers' cache goes here instead (a proxy).
+    pub data_url: Option<String>,
+}
+
+impl Target {
+    /// One server.
+    pub fn server(server: &RedisServer) -> Target {
+        Target {
+            urls: vec![server.url()],
+            ..Target::default()
+        }
+    }
+}
+
+/// Runs the writer and the readers against `target`; calls `fault` at
 /// `plan.fault_at` and returns the report.
-#[allow(clippy::too_many_arguments)]
-fn drive(
+pub fn drive(
     launcher: &Launcher,
     scenario: &str,
     quiet: bool,
-    urls: Vec<String>,
-    cluster: bool,
-    tracking_url: Option<String>,
+    target: Target,
     plan: Plan,
     fault: impl FnOnce(&Running, &mut Events),
 ) -> CoherenceReport {
@@ -106,11 +128,13 @@ fn drive(
     let dir = std::env::temp_dir().join(unique("coherence"));
     std::fs::create_dir_all(&dir).expect("a log directory");
     let setup = Setup {
-        urls,
-        cluster,
+        urls: target.urls,
+        cluster: target.cluster,
         prefix,
         keys: plan.keys,
-        tracking_url,
+        tracking_url: target.tracking_url,
+        data_url: target.data_url,
+        reader_tasks: plan.reader_tasks,
         write_interval: plan.write_interval,
     };
     let log = |name: &str| -> PathBuf { dir.join(format!("{name}.log")) };
@@ -191,27 +215,6 @@ fn comment_value(text: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn single(
-    launcher: &Launcher,
-    scenario: &str,
-    quiet: bool,
-    server: &RedisServer,
-    tracking_url: Option<String>,
-    plan: Plan,
-    fault: impl FnOnce(&Running, &mut Events),
-) -> CoherenceReport {
-    drive(
-        launcher,
-        scenario,
-        quiet,
-        vec![server.url()],
-        false,
-        tracking_url,
-        plan,
-        fault,
-    )
-}
-
 /// The ids of the local tier's tracking connections on the server on `port`.
 pub fn tracking_ids(port: u16) -> Vec<String> {
     let list = redis_cmd(port, &[b"CLIENT", b"LIST"])
@@ -258,7 +261,32 @@ fn note_tracking_back(port: u16, count: usize, timeout: Duration, events: &mut E
 /// asserted.
 pub fn quiet(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let server = RedisServer::start();
-    single(launcher, "quiet", true, &server, None, plan, |_, _| {})
+    drive(
+        launcher,
+        "quiet",
+        true,
+        Target::server(&server),
+        plan,
+        |_, _| {},
+    )
+}
+
+/// No fault, but 4 tasks per reader reading the same keys, so that their
+/// lookups overlap (shared GETs, shared computations).
+pub fn quiet_concurrent(launcher: &Launcher, plan: Plan) -> CoherenceReport {
+    let server = RedisServer::start();
+    let plan = Plan {
+        reader_tasks: plan.reader_tasks.max(4),
+        ..plan
+    };
+    drive(
+        launcher,
+        "quiet, 4 tasks per reader",
+        false,
+        Target::server(&server),
+        plan,
+        |_, _| {},
+    )
 }
 
 /// `CLIENT KILL ID` of every reader's tracking connection, twice, 500 ms
@@ -266,12 +294,11 @@ pub fn quiet(launcher: &Launcher, plan: Plan) -> CoherenceReport {
 pub fn client_kill(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let server = RedisServer::start();
     let port = server.port;
-    single(
+    drive(
         launcher,
         "CLIENT KILL of the tracking connections",
         false,
-        &server,
-        None,
+        Target::server(&server),
         plan,
         |_, events| {
             for round in 0..2 {
@@ -302,21 +329,18 @@ pub fn client_kill(launcher: &Launcher, plan: Plan) -> CoherenceReport {
 pub fn restart(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let mut server = RedisServer::start();
     let port = server.port;
-    let url = server.url();
-    let server_ref = &mut server;
+    let target = Target::server(&server);
     let report = drive(
         launcher,
         "redis-server SIGKILL + restart",
         false,
-        vec![url],
-        false,
-        None,
+        target,
         plan,
         |_, events| {
-            server_ref.kill();
+            server.kill();
             events.note("redis-server SIGKILLed");
             thread::sleep(Duration::from_millis(200));
-            server_ref.restart();
+            server.restart();
             events.note(format!("redis-server answers again on port {port}"));
             note_tracking_back(port, plan.readers, Duration::from_secs(3), events);
         },
@@ -328,12 +352,11 @@ pub fn restart(launcher: &Launcher, plan: Plan) -> CoherenceReport {
 /// redis-server SIGSTOPped for 300 ms, then SIGCONT.
 pub fn pause(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let server = RedisServer::start();
-    single(
+    drive(
         launcher,
         "SIGSTOP 300 ms + SIGCONT",
         false,
-        &server,
-        None,
+        Target::server(&server),
         plan,
         |_, events| {
             server.pause();
@@ -348,12 +371,11 @@ pub fn pause(launcher: &Launcher, plan: Plan) -> CoherenceReport {
 /// `DEBUG SLEEP 0.05`, three times, 300 ms apart.
 pub fn debug_sleep(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let server = RedisServer::start_with_args(&["--enable-debug-command", "local"]);
-    single(
+    drive(
         launcher,
         "DEBUG SLEEP 0.05 (x3)",
         false,
-        &server,
-        None,
+        Target::server(&server),
         plan,
         |_, events| {
             for round in 0..3 {
@@ -373,12 +395,14 @@ pub fn proxy_stall(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let server = RedisServer::start();
     let proxy = TcpProxy::start(server.port);
     let readers = plan.readers;
-    single(
+    drive(
         launcher,
         "TCP proxy of the tracking connection stalled 500 ms",
         false,
-        &server,
-        Some(proxy.url()),
+        Target {
+            tracking_url: Some(proxy.url()),
+            ..Target::server(&server)
+        },
         plan,
         |_, events| {
             assert!(
@@ -398,16 +422,53 @@ pub fn proxy_stall(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     )
 }
 
+/// The readers' data connections (not their tracking connections) go
+/// through a TCP proxy whose replies are held for 50 ms, five times, 200 ms
+/// apart: GETs reach Redis and run, their replies come late, while the
+/// invalidations that follow them arrive at once on the tracking
+/// connection. Each reader runs `plan.reader_tasks` tasks (at least 4), so
+/// lookups overlap and share GETs.
+pub fn data_replies_held(launcher: &Launcher, plan: Plan) -> CoherenceReport {
+    let server = RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    let plan = Plan {
+        reader_tasks: plan.reader_tasks.max(4),
+        ..plan
+    };
+    drive(
+        launcher,
+        "data replies held 50 ms (x5), 4 tasks per reader",
+        false,
+        Target {
+            data_url: Some(proxy.url()),
+            tracking_url: Some(server.url()),
+            ..Target::server(&server)
+        },
+        plan,
+        |_, events| {
+            for round in 0..5 {
+                if round > 0 {
+                    thread::sleep(Duration::from_millis(200));
+                }
+                proxy.stall_replies();
+                events.note("replies held");
+                thread::sleep(Duration::from_millis(50));
+                proxy.resume();
+                events.note("replies forwarded again");
+            }
+        },
+    )
+}
+
 /// `FLUSHALL`, twice, 500 ms apart (the source of truth goes too; the
 /// writer puts it back, readers wait for it).
 pub fn flushall(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let server = RedisServer::start();
-    single(
+    drive(
         launcher,
         "FLUSHALL (x2)",
         false,
-        &server,
-        None,
+        Target::server(&server),
         plan,
         |_, events| {
             for round in 0..2 {
@@ -426,14 +487,16 @@ pub fn flushall(launcher: &Launcher, plan: Plan) -> CoherenceReport {
 /// `MIGRATE`, `SETSLOT … NODE` on every master), mid-run.
 pub fn slot_migration(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     let cluster = LocalCluster::start();
-    let urls = cluster.urls();
+    let target = Target {
+        urls: cluster.urls(),
+        cluster: true,
+        ..Target::default()
+    };
     drive(
         launcher,
         "Cluster: slot of the hot key migrated",
         false,
-        urls,
-        true,
-        None,
+        target,
         plan,
         |running, events| {
             let slot = cluster.slot_of(&running.hot_key);

@@ -15,6 +15,11 @@
 //! * A **reader** calls `version(key)` over the keys in a tight loop through
 //!   a cache with the local tier and logs [`Segment`]s, then its counters.
 //!
+//! `COHERENCE_EXPERIMENT_NO_COALESCE` (set in the parent's environment,
+//! inherited by the children) builds the readers' caches with
+//! `coalesce_reads(false)`: an experiment knob, to tell whether stale reads
+//! come from lookups that share a GET.
+//!
 //! The protocol with the parent: the child prints `COHERENCE-READY …` on
 //! stdout once warmed up, reads `start <start_ns> <end_ns>` from stdin,
 //! runs between those times, writes its log file and exits.
@@ -45,6 +50,8 @@ const PREFIX_ENV: &str = "COHERENCE_PREFIX";
 const KEYS_ENV: &str = "COHERENCE_KEYS";
 const LOG_ENV: &str = "COHERENCE_LOG";
 const TRACKING_ENV: &str = "COHERENCE_TRACKING_URL";
+const DATA_ENV: &str = "COHERENCE_DATA_URL";
+const TASKS_ENV: &str = "COHERENCE_READER_TASKS";
 const WRITE_INTERVAL_ENV: &str = "COHERENCE_WRITE_INTERVAL_US";
 /// What a child prints once it is ready to start.
 const READY: &str = "COHERENCE-READY";
@@ -82,6 +89,12 @@ pub struct Setup {
     pub keys: u32,
     /// The readers' tracking connection goes here instead (a proxy).
     pub tracking_url: Option<String>,
+    /// The readers' cache (its data connections, and its tracking
+    /// connection unless `tracking_url` says otherwise) goes here instead
+    /// (a proxy); the source of truth stays on `urls`.
+    pub data_url: Option<String>,
+    /// Tasks per reader, each reading every key in a tight loop.
+    pub reader_tasks: usize,
     /// The writer's pause between two writes.
     pub write_interval: Duration,
 }
@@ -95,6 +108,8 @@ impl Setup {
             prefix: var(PREFIX_ENV),
             keys: var(KEYS_ENV).parse().expect("a key count"),
             tracking_url: std::env::var(TRACKING_ENV).ok().filter(|u| !u.is_empty()),
+            data_url: std::env::var(DATA_ENV).ok().filter(|u| !u.is_empty()),
+            reader_tasks: var(TASKS_ENV).parse().expect("a task count"),
             write_interval: Duration::from_micros(
                 var(WRITE_INTERVAL_ENV).parse().expect("microseconds"),
             ),
@@ -108,6 +123,8 @@ impl Setup {
             .env(PREFIX_ENV, &self.prefix)
             .env(KEYS_ENV, self.keys.to_string())
             .env(TRACKING_ENV, self.tracking_url.as_deref().unwrap_or(""))
+            .env(DATA_ENV, self.data_url.as_deref().unwrap_or(""))
+            .env(TASKS_ENV, self.reader_tasks.to_string())
             .env(
                 WRITE_INTERVAL_ENV,
                 self.write_interval.as_micros().to_string(),
@@ -150,7 +167,7 @@ pub struct Source {
 
 enum SourceConn {
     Single {
-        client: redis::Client,
+        client: Box<redis::Client>,
         conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     },
     Cluster(redis::cluster_async::ClusterConnection),
@@ -172,7 +189,7 @@ impl Source {
             )
         } else {
             SourceConn::Single {
-                client: redis::Client::open(setup.urls[0].as_str()).expect("a Redis URL"),
+                client: Box::new(redis::Client::open(setup.urls[0].as_str()).expect("a Redis URL")),
                 conn: tokio::sync::Mutex::new(None),
             }
         };
@@ -341,12 +358,12 @@ pub fn run_child_if_asked() -> bool {
     true
 }
 
-fn cache_builder(setup: &Setup) -> cache_memoize::CacheBuilder {
+fn cache_builder(setup: &Setup, url: Option<&String>) -> cache_memoize::CacheBuilder {
     let builder = Cache::builder().prefix(setup.prefix.clone());
     if setup.cluster {
         builder.cluster_urls(setup.urls.clone())
     } else {
-        builder.url(setup.urls[0].clone())
+        builder.url(url.unwrap_or(&setup.urls[0]).clone())
     }
 }
 
@@ -387,7 +404,9 @@ fn deadline_after(end_ns: u64) -> Instant {
 }
 
 async fn writer(setup: &Setup) -> String {
-    let cache = cache_builder(setup).build().expect("the writer's cache");
+    let cache = cache_builder(setup, None)
+        .build()
+        .expect("the writer's cache");
     assert!(CACHE.set(cache.clone()).is_ok(), "one cache per process");
     let versions = Arc::new(Mutex::new(vec![0u64; setup.keys as usize]));
     let source = Source::connect(setup, Some(versions.clone())).await;
@@ -452,7 +471,8 @@ async fn reader(setup: &Setup) -> String {
     if let Some(url) = &setup.tracking_url {
         tier = tier.tracking_url(url.clone());
     }
-    let cache = cache_builder(setup)
+    let cache = cache_builder(setup, setup.data_url.as_ref())
+        .coalesce_reads(std::env::var_os("COHERENCE_EXPERIMENT_NO_COALESCE").is_none())
         .local_tier(tier)
         .build()
         .expect("the reader's cache");
@@ -469,13 +489,25 @@ async fn reader(setup: &Setup) -> String {
     source.give_up_at(deadline_after(end));
 
     let start_stats = cache.stats();
-    let mut recorder = SegmentRecorder::default();
-    while now_ns() < end {
-        for key in 0..setup.keys {
-            let start = now_ns();
-            let v = version(key).await;
-            recorder.read(key, v, start, now_ns());
-        }
+    let keys = setup.keys;
+    let tasks: Vec<_> = (0..setup.reader_tasks.max(1))
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut recorder = SegmentRecorder::default();
+                while now_ns() < end {
+                    for key in 0..keys {
+                        let start = now_ns();
+                        let v = version(key).await;
+                        recorder.read(key, v, start, now_ns());
+                    }
+                }
+                recorder.finish()
+            })
+        })
+        .collect();
+    let mut segments = Vec::new();
+    for task in tasks {
+        segments.extend(task.await.expect("a reader task"));
     }
     let stats = cache.stats();
     let counters: Vec<(String, u64)> = [
@@ -495,7 +527,7 @@ async fn reader(setup: &Setup) -> String {
     .into_iter()
     .map(|(n, v)| (n.to_owned(), v))
     .collect();
-    coherence::format_reader(&recorder.finish(), &counters)
+    coherence::format_reader(&segments, &counters)
 }
 
 // ---------------------------------------------------------------------------

@@ -22,13 +22,32 @@ const HOLD_POLL: Duration = Duration::from_millis(1);
 /// A write to a peer that takes longer than this ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which directions are held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Held {
+    /// Client to server (requests).
+    requests: bool,
+    /// Server to client (replies, pushes).
+    replies: bool,
+}
+
+impl Held {
+    fn holds(self, replies: bool) -> bool {
+        if replies {
+            self.replies
+        } else {
+            self.requests
+        }
+    }
+}
+
 /// What the accept thread and the pumps share.
 #[derive(Default)]
 struct Shared {
-    /// While `true`, no byte and no close is passed on. Pumps hold this lock
-    /// while they write, so once [`TcpProxy::stall`] returns nothing more
-    /// gets through.
-    stalled: Mutex<bool>,
+    /// While a direction is held, no byte and no close is passed on in it.
+    /// Pumps hold this lock while they write, so once [`TcpProxy::stall`]
+    /// returns nothing more gets through.
+    held: Mutex<Held>,
     stop: AtomicBool,
     /// Both sockets of every proxied connection, shut down on drop.
     sockets: Mutex<Vec<TcpStream>>,
@@ -79,17 +98,31 @@ impl TcpProxy {
     /// already sent are held (in the proxy or in the kernel's buffers),
     /// closes are not passed on. New connections are accepted and held too.
     pub fn stall(&self) {
-        *lock(&self.shared.stalled) = true;
+        *lock(&self.shared.held) = Held {
+            requests: true,
+            replies: true,
+        };
     }
 
-    /// Forwards again, starting with whatever was held.
+    /// Stops forwarding from the server to the clients only: requests still
+    /// reach the server (and are executed), their replies are held — a
+    /// reply path that loses packets until the sender retransmits.
+    pub fn stall_replies(&self) {
+        *lock(&self.shared.held) = Held {
+            requests: false,
+            replies: true,
+        };
+    }
+
+    /// Forwards again in both directions, starting with whatever was held.
     pub fn resume(&self) {
-        *lock(&self.shared.stalled) = false;
+        *lock(&self.shared.held) = Held::default();
     }
 
-    /// Whether [`stall`](Self::stall) is in force.
+    /// Whether anything is held ([`stall`](Self::stall) or
+    /// [`stall_replies`](Self::stall_replies) in force).
     pub fn is_stalled(&self) -> bool {
-        *lock(&self.shared.stalled)
+        *lock(&self.shared.held) != Held::default()
     }
 
     /// Connections accepted so far.
@@ -151,26 +184,30 @@ fn proxy_connection(client: TcpStream, target: u16, shared: &Arc<Shared>) -> io:
         sockets.push(client.try_clone()?);
         sockets.push(server.try_clone()?);
     }
-    let pairs = [(client.try_clone()?, server.try_clone()?), (server, client)];
+    let pairs = [
+        (client.try_clone()?, server.try_clone()?, false),
+        (server, client, true),
+    ];
     let mut pumps = lock(&shared.pumps);
-    for (from, to) in pairs {
+    for (from, to, replies) in pairs {
         let shared = shared.clone();
         pumps.push(
             thread::Builder::new()
                 .name("proxy-pump".into())
-                .spawn(move || pump(from, to, &shared))?,
+                .spawn(move || pump(from, to, replies, &shared))?,
         );
     }
     Ok(())
 }
 
 /// Copies bytes from `from` to `to` until either side closes or the proxy
-/// stops; while stalled it holds what it read (and reads nothing more).
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
+/// stops; while its direction (`replies`: server to client) is held it
+/// holds what it read (and reads nothing more).
+fn pump(mut from: TcpStream, mut to: TcpStream, replies: bool, shared: &Shared) {
     let mut buf = vec![0u8; 64 * 1024];
     while !shared.stop.load(Ordering::SeqCst) {
         // Nothing more is read while stalled: the bytes wait in the kernel.
-        if *lock(&shared.stalled) {
+        if lock(&shared.held).holds(replies) {
             thread::sleep(HOLD_POLL);
             continue;
         }
@@ -191,9 +228,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
             if shared.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let stalled = lock(&shared.stalled);
-            if *stalled {
-                drop(stalled);
+            let held = lock(&shared.held);
+            if held.holds(replies) {
+                drop(held);
                 thread::sleep(HOLD_POLL);
                 continue;
             }
@@ -201,7 +238,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared) {
                 let _ = to.shutdown(Shutdown::Write);
                 return;
             }
-            if to.write_all(&buf[..n]).is_err() {
+            let written = to.write_all(&buf[..n]);
+            drop(held);
+            if written.is_err() {
                 let _ = from.shutdown(Shutdown::Read);
                 return;
             }
