@@ -115,6 +115,127 @@ fn migrating_the_hot_slot_serves_no_stale_value() {
 }
 
 // ---------------------------------------------------------------------------
+// One race, step by step: a lookup that joins a GET sent before an invalidation
+// ---------------------------------------------------------------------------
+
+/// The source of truth of [`joined`].
+static SOURCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A cache and the memoized function read through it.
+struct Probe {
+    cache: cache_memoize::Cache,
+}
+
+impl Probe {
+    #[cache_memoize::cache_memoize(cache = self.cache, prefix = "probe::joined", ttl = 60)]
+    async fn joined(&self, key: u32) -> u64 {
+        let _ = key;
+        SOURCE.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The reader's GET of v1 runs in Redis before the writer's invalidation,
+/// its reply comes late (held by a proxy on the data connection); the
+/// invalidation's push arrives at once on the tracking connection. A second
+/// lookup that starts after the push and shares that GET must not put v1 in
+/// the local tier: v2 was acknowledged long before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_that_shares_a_get_sent_before_an_invalidation_keeps_no_stale_value() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let server = support::RedisServer::start();
+    let proxy = TcpProxy::start(server.port);
+    let writer = Probe {
+        cache: cache_memoize::Cache::builder()
+            .url(server.url())
+            .prefix("joined")
+            .build()
+            .unwrap(),
+    };
+    let reader = std::sync::Arc::new(Probe {
+        cache: cache_memoize::Cache::builder()
+            .url(proxy.url())
+            .prefix("joined")
+            .local_tier(cache_memoize::LocalTier::new(1 << 20).tracking_url(server.url()))
+            .build()
+            .unwrap(),
+    });
+    let serving = Instant::now() + Duration::from_secs(5);
+    while reader.cache.local_tier_state() != Some(cache_memoize::LocalTierState::Serving) {
+        assert!(
+            Instant::now() < serving,
+            "{:?}",
+            reader.cache.local_tier_state()
+        );
+        reader.joined(9).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Lookups of another key keep the heartbeat at its fast pace, so that the
+    // tier serves from memory all along.
+    let busy = tokio::spawn({
+        let reader = reader.clone();
+        async move {
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until {
+                reader.joined(9).await;
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    });
+    // v1 in Redis (stored by the writer), nothing in the reader's memory.
+    SOURCE.store(1, SeqCst);
+    assert_eq!(writer.joined_refresh(1).await, 1);
+
+    proxy.stall_replies();
+    let first = tokio::spawn({
+        let reader = reader.clone();
+        async move { reader.joined(1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await; // its GET ran: v1
+    SOURCE.store(2, SeqCst);
+    writer.joined_invalidate(1).await;
+    let acked = Instant::now();
+    tokio::time::sleep(Duration::from_millis(50)).await; // the push arrived
+    let second = tokio::spawn({
+        let reader = reader.clone();
+        async move { reader.joined(1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    proxy.resume();
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    println!(
+        "first lookup (started before the invalidation): v{first}; second (started \
+         {:?} after it was acknowledged): v{second}",
+        Duration::from_millis(50)
+    );
+
+    // Every lookup from now on must see v2; a tight loop keeps the tier serving.
+    let hits_before = reader.cache.stats().local_hits;
+    let (mut stale, mut lookups, mut last_stale) = (0u64, 0u64, None);
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
+        if reader.joined(1).await != 2 {
+            stale += 1;
+            last_stale = Some(acked.elapsed());
+        }
+        lookups += 1;
+        tokio::task::yield_now().await;
+    }
+    let local_hits = reader.cache.stats().local_hits - hits_before;
+    busy.abort();
+    println!(
+        "then {lookups} lookups ({local_hits} local hits): {stale} returned v1, the last \
+         {last_stale:?} after v2 was acknowledged"
+    );
+    assert_eq!(
+        (second, stale),
+        (2, 0),
+        "lookups that started after v2 was acknowledged returned v1: the one that shared \
+         the earlier GET, and {stale} of {lookups} later ones ({local_hits} local hits; the \
+         last {last_stale:?} after the ack)"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // The analysis, on synthetic logs
 // ---------------------------------------------------------------------------
 
