@@ -74,9 +74,9 @@ pub fn hit_callback<Args>(args: &Args, on_hit: impl FnOnce(&Args)) {
 
 /// Lets the runtime run its timers and other tasks now and then: a task
 /// whose calls are all answered from memory would otherwise never yield
-/// (`tokio::task::consume_budget`; outside tokio, nothing).
+/// (`tokio::task::coop::consume_budget`; outside tokio, nothing).
 pub async fn yield_now_and_then() {
-    tokio::task::consume_budget().await;
+    tokio::task::coop::consume_budget().await;
 }
 
 /// One value that goes into a key: an argument, the `key = …` expression,
