@@ -228,8 +228,8 @@ pub async fn rows(url: &str, benching: bool, only: &str) {
     };
     println!("local tier ({rounds} rounds, median; same run, same redis-server)\n");
     println!(
-        "{:<40} {:>5} {:>13} {:>10}  {}",
-        "subject", "tasks", "calls/s", "ns/call", "ratio"
+        "{:<40} {:>5} {:>13} {:>10}  ratio",
+        "subject", "tasks", "calls/s", "ns/call"
     );
     for ((row, tasks), per_second) in rows.iter().zip(&medians) {
         let ratio = match row {

@@ -83,6 +83,9 @@ impl<S> LocalNever<S> for LocalProbe<S> {
 }
 
 #[cfg(test)]
+// The tests write the probe as the expansion does, `(&&probe)`, for every
+// type: that the borrows are needless for some types is the point.
+#[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
 
