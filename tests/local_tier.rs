@@ -8,6 +8,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
+#[path = "support/cluster.rs"]
+mod cluster_support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -282,4 +285,90 @@ async fn a_killed_tracking_connection_stops_memory_hits_until_it_is_back() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     serving(&cache).await;
+}
+
+static CLUSTER_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "lt-cluster-reader", prefix = "cluster-source", ttl = 60)]
+async fn cluster_source(key: u32) -> usize {
+    let _ = key;
+    CLUSTER_SOURCE.load(Ordering::SeqCst)
+}
+
+#[cache_memoize(alias = "lt-cluster-writer", prefix = "cluster-source", ttl = 60)]
+async fn cluster_source_elsewhere(key: u32) -> usize {
+    let _ = key;
+    CLUSTER_SOURCE.load(Ordering::SeqCst)
+}
+
+/// On a 3-master cluster every primary is tracked: keys on each master are
+/// served from memory, and an invalidation by another cache reaches the
+/// reader within the bound whichever master holds the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_every_primary_is_tracked() {
+    let cluster = cluster_support::shared_cluster();
+    let prefix = format!("lt-cluster-{}", std::process::id());
+    let cluster_cache = |tier: bool| {
+        let builder = Cache::builder()
+            .cluster_urls(cluster.urls())
+            .prefix(prefix.clone());
+        let builder = if tier {
+            builder.local_tier(LocalTier::new(1 << 20).staleness_bound(BOUND))
+        } else {
+            builder
+        };
+        builder.build().expect("a valid cluster cache")
+    };
+    let reader = cluster_cache(true);
+    registry::register("lt-cluster-reader", reader.clone());
+    registry::register("lt-cluster-writer", cluster_cache(false));
+    serving(&reader).await;
+    // Keys until every master holds one.
+    let keys: Vec<u32> = (0..64).collect();
+    let masters: std::collections::BTreeSet<u16> = keys
+        .iter()
+        .map(|&k| cluster.node_of(&cluster_source_cache_key(k)).port)
+        .collect();
+    assert_eq!(masters.len(), 3, "64 keys land on every master");
+    CLUSTER_SOURCE.store(1, Ordering::SeqCst);
+    // Fill memory: a miss, then reads from Redis until memory serves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &key in &keys {
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "key {key} never served from memory: {:?}",
+                reader.stats().local
+            );
+            let before = reader.stats().local_hits;
+            assert_eq!(cluster_source(key).await, 1);
+            if reader.stats().local_hits > before {
+                break;
+            }
+        }
+    }
+    for round in 2..6 {
+        CLUSTER_SOURCE.store(round, Ordering::SeqCst);
+        for &key in &keys {
+            assert!(
+                cluster_source_elsewhere_invalidate(key).await,
+                "key {key} was stored"
+            );
+        }
+        tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
+        for &key in &keys {
+            assert_eq!(
+                cluster_source(key).await,
+                round,
+                "key {key} (on master {}): memory served a value older than an invalidation acknowledged {BOUND:?} ago",
+                cluster.node_of(&cluster_source_cache_key(key)).port
+            );
+        }
+    }
+    let stats = reader.stats().local.expect("a tier");
+    assert!(
+        stats.pushes >= 64 * 4,
+        "pushes from every master: {stats:?}"
+    );
+    assert_eq!(reader.local_tier_state(), Some(LocalTierState::Serving));
 }

@@ -3,13 +3,15 @@
 //! span of each call.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[path = "support/captured_logs.rs"]
 mod captured_logs;
+#[path = "support/mod.rs"]
+mod support;
 
 use cache_memoize::stats::function_stats_of;
-use cache_memoize::{cache_memoize, registry, BreakerSettings, Cache};
+use cache_memoize::{cache_memoize, registry, BreakerSettings, Cache, LocalTier, LocalTierState};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The process's Prometheus recorder, installed before any memoized call
@@ -117,4 +119,67 @@ async fn each_call_runs_in_a_span_with_function_key_hash_and_outcome() {
             .any(|l| l.contains("memoized{") && l.contains("computing 1")),
         "the body's events are inside the span: {text}"
     );
+}
+
+#[cache_memoize(alias = "metrics-tier", prefix = "metrics::tiered")]
+async fn tiered(n: u64) -> u64 {
+    n * 2
+}
+
+/// The value of the exported line that starts with `name{cache="metrics-tier`.
+fn tier_metric(text: &str, name: &str) -> Option<f64> {
+    let start = format!(r#"{name}{{cache="metrics-tier:"#);
+    text.lines()
+        .find(|line| line.starts_with(&start))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_tier_exports_its_counters() {
+    let exporter = prometheus();
+    let redis = support::shared_redis();
+    let cache = Cache::builder()
+        .url(redis.url())
+        .prefix("metrics-tier")
+        .local_tier(LocalTier::new(1 << 20))
+        .build()
+        .expect("a valid cache");
+    registry::register("metrics-tier", cache.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Fill memory (a new key is read twice from Redis: the push of this
+    // process's own store undoes the first fill), then hit it.
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no local hit counted and exported: {:?}\n{}",
+            cache.local_tier_state(),
+            exporter.render()
+        );
+        assert_eq!(tiered(21).await, 42);
+        let text = exporter.render();
+        let hits = tier_metric(&text, "cache_memoize_local_hits_total").unwrap_or(0.0);
+        if cache.local_tier_state() == Some(LocalTierState::Serving) && hits >= 1.0 {
+            assert!(
+                tier_metric(&text, "cache_memoize_local_entries").unwrap() >= 1.0,
+                "{text}"
+            );
+            assert!(
+                tier_metric(&text, "cache_memoize_local_bytes").unwrap() > 0.0,
+                "{text}"
+            );
+            assert!(
+                tier_metric(&text, "cache_memoize_local_epoch_bumps_total").unwrap() >= 1.0,
+                "{text}"
+            );
+            let lease_age = tier_metric(&text, "cache_memoize_local_lease_age_seconds").unwrap();
+            assert!(lease_age < 5.0, "{text}");
+            assert!(
+                tier_metric(&text, "cache_memoize_local_push_lag_seconds").is_some(),
+                "{text}"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{start_tracking, TrackingSettings};
+use crate::backend::{start_tracking, Primaries, TrackingSettings};
 use crate::backend::{Backend, MemoryBackend, RedisBackend};
 use crate::backend::{RedisSettings, SentinelSettings};
 use crate::cache::{Cache, Inner};
@@ -332,8 +332,10 @@ impl CacheBuilder {
     /// calls read Redis as without it. Only memoized functions
     /// (`#[cache_memoize]`) whose stored type is `Clone + Send + Sync` use
     /// it, unless they say `local = false`; calls with tags or freshness
-    /// windows do not. A single Redis server only for now: on a Cluster
-    /// or behind Sentinel the tier stays off and says why.
+    /// windows do not. On a Cluster every primary is tracked (one
+    /// connection each) and the slot map is checked with each heartbeat:
+    /// a change drops everything in memory. Behind Sentinel the tier stays
+    /// off for now and says why.
     pub fn local_tier(mut self, tier: LocalTier) -> Self {
         self.local_tier = Some(tier);
         self
@@ -417,22 +419,28 @@ impl CacheBuilder {
                     ));
                 }
                 let store = Arc::new(LocalStore::new(tier.clone()));
-                let tracking = match (&backend, &self.url) {
-                    (Backend::Redis(_), Some(url)) => Some(start_tracking(
+                let primaries = match (&backend, &self.url) {
+                    (Backend::Redis(_), Some(url)) => Ok(Primaries::Single(
+                        tier.tracking_url.clone().unwrap_or_else(|| url.0.clone()),
+                    )),
+                    (Backend::Cluster(_), _) => Ok(Primaries::Cluster(
+                        self.cluster_urls.iter().map(|u| u.0.clone()).collect(),
+                    )),
+                    (Backend::Memory(_), _) => Err("the cache is in memory already"),
+                    _ => Err("it does not track Sentinel-managed servers yet"),
+                };
+                let tracking = match primaries {
+                    Ok(primaries) => Some(start_tracking(
                         &store,
                         TrackingSettings {
                             cache: self.name.clone(),
-                            url: tier.tracking_url.clone().unwrap_or_else(|| url.0.clone()),
+                            primaries,
                             tls_ca: tls_ca.clone(),
                             namespace: keys.namespace().to_owned(),
                             connect_timeout: self.connect_timeout,
                         },
                     )),
-                    (other, _) => {
-                        let why = match other {
-                            Backend::Memory(_) => "the cache is in memory already",
-                            _ => "it needs a single Redis server for now (not Cluster or Sentinel)",
-                        };
+                    Err(why) => {
                         tracing::warn!(cache = %self.name, "local tier turned off: {why}");
                         store.turn_off(why.to_owned());
                         None

@@ -46,6 +46,7 @@ mod function_stats;
 pub mod key;
 mod lease;
 mod local_tier;
+mod local_tier_metrics;
 mod local_value;
 pub mod memoized;
 mod memoizing;

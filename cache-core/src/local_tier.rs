@@ -191,6 +191,25 @@ pub struct LocalTierStats {
     pub push_lag: Option<Duration>,
 }
 
+/// The members of the freshness lease: hits are served only while every
+/// one of them was renewed less than the bound ago.
+#[derive(Debug)]
+struct LeaseMembers {
+    /// Per member: serving allowed before this (nanoseconds since origin).
+    until: Vec<u64>,
+    /// Per member: when its last answered check was sent.
+    sent: Vec<u64>,
+}
+
+impl LeaseMembers {
+    fn new(count: usize) -> Self {
+        LeaseMembers {
+            until: vec![0; count],
+            sent: vec![0; count],
+        }
+    }
+}
+
 /// One cache's local tier at run time.
 pub(crate) struct LocalStore {
     /// Lock-free reads (`peek_with`): a hot key's hits write no shared
@@ -202,6 +221,8 @@ pub(crate) struct LocalStore {
     fresh_until: AtomicU64,
     /// When the PING behind `fresh_until` was sent (nanoseconds since `origin`).
     lease_sent: AtomicU64,
+    /// The lease's members; `fresh_until` is the earliest of theirs.
+    members: Mutex<LeaseMembers>,
     last_rtt_nanos: AtomicU64,
     origin: Instant,
     settings: LocalTier,
@@ -239,6 +260,7 @@ impl LocalStore {
             epoch: AtomicU64::new(0),
             fresh_until: AtomicU64::new(0),
             lease_sent: AtomicU64::new(0),
+            members: Mutex::new(LeaseMembers::new(1)),
             last_rtt_nanos: AtomicU64::new(u64::MAX),
             origin: Instant::now(),
             settings,
@@ -286,7 +308,7 @@ impl LocalStore {
         let now = self.now();
         if now >= self.fresh_until.load(Ordering::Acquire) {
             if !self.is_off.load(Ordering::Relaxed) {
-                self.wake.notify_one();
+                self.wake.notify_waiters();
             }
             return None;
         }
@@ -424,20 +446,49 @@ impl LocalStore {
         });
     }
 
-    /// No hit is served until the next answered heartbeat.
+    /// No hit is served until every member of the lease is renewed again.
     pub(crate) fn lapse(&self) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.until.fill(0);
+        self.fresh_until.store(0, Ordering::Release);
+    }
+
+    /// The lease gets `count` members (one per tracked primary, plus the
+    /// topology check on a Cluster), none renewed yet: nothing is served
+    /// until each has been.
+    pub(crate) fn set_lease_members(&self, count: usize) {
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        *members = LeaseMembers::new(count.max(1));
         self.fresh_until.store(0, Ordering::Release);
     }
 
     /// A heartbeat PING sent at `sent` was answered (after every push that
-    /// Redis sent before it): hits may be served until `sent + bound`.
+    /// Redis sent before it): hits may be served until `sent + bound`
+    /// (a single-member lease, as the tests use it).
+    #[cfg(test)]
     pub(crate) fn renew(&self, sent: Instant) {
+        self.renew_member(0, sent);
+    }
+
+    /// Member `member`'s check sent at `sent` was answered: hits may be
+    /// served until the earliest of the members' `sent + bound`.
+    pub(crate) fn renew_member(&self, member: usize, sent: Instant) {
         let sent_nanos = self.nanos_since_origin(sent);
         let until = sent_nanos.saturating_add(
             u64::try_from(self.settings.staleness_bound.as_nanos()).unwrap_or(u64::MAX),
         );
-        self.fresh_until.fetch_max(until, Ordering::AcqRel);
-        self.lease_sent.fetch_max(sent_nanos, Ordering::AcqRel);
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(slot) = members.until.get_mut(member) else {
+            return;
+        };
+        *slot = (*slot).max(until);
+        members.sent[member] = members.sent[member].max(sent_nanos);
+        let earliest = members.until.iter().copied().min().unwrap_or(0);
+        let oldest = members.sent.iter().copied().min().unwrap_or(0);
+        // Under the lock: a lapse ordered after this store is not undone.
+        self.fresh_until.store(earliest, Ordering::Release);
+        self.lease_sent.store(oldest, Ordering::Release);
+        drop(members);
         let rtt = u64::try_from(sent.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last_rtt_nanos.store(rtt, Ordering::Relaxed);
     }
@@ -573,6 +624,30 @@ mod tests {
         let ticket = store.ticket(7);
         store.insert(7, &ticket, Box::new("text"), later(), 200);
         assert_eq!(store.get(7, take_u64), None);
+    }
+
+    #[test]
+    fn with_two_members_both_must_renew() {
+        let store = LocalStore::new(LocalTier::new(1 << 20));
+        store.set_lease_members(2);
+        let ticket = store.ticket(7);
+        store.insert(7, &ticket, Box::new(42u64), later(), 200);
+        store.renew_member(0, Instant::now());
+        assert_eq!(store.get(7, take_u64), None, "member 1 never answered");
+        store.renew_member(1, Instant::now());
+        assert_eq!(store.get(7, take_u64), Some(42));
+        store.lapse();
+        store.renew_member(1, Instant::now());
+        assert_eq!(store.get(7, take_u64), None, "member 0 lapsed");
+        // A member whose last answered check was sent more than the bound
+        // ago holds the lease back.
+        let long_ago = Instant::now();
+        std::thread::sleep(store.settings().staleness_bound + Duration::from_millis(1));
+        store.renew_member(1, Instant::now());
+        store.renew_member(0, long_ago);
+        assert_eq!(store.get(7, take_u64), None);
+        store.renew_member(0, Instant::now());
+        assert_eq!(store.get(7, take_u64), Some(42));
     }
 
     #[test]

@@ -7,8 +7,6 @@
 use std::any::Any;
 use std::marker::PhantomData;
 
-use crate::memoized::Policy;
-
 /// Puts a value in the local tier and clones one out of it.
 pub struct LocalValue<S> {
     pub(crate) put: fn(&S) -> Box<dyn Any + Send + Sync>,
@@ -49,14 +47,8 @@ impl<S: Clone + Send + Sync + 'static> LocalValue<S> {
 /// Finds out, for a policy's concrete stored type, whether its values can
 /// be kept in the local tier: `(&&LocalProbe::of(&policy)).local_value()`
 /// with [`LocalByClone`] and [`LocalNever`] in scope.
-pub struct LocalProbe<S>(PhantomData<fn() -> S>);
-
-impl<S> LocalProbe<S> {
-    /// The probe for `policy`'s stored type.
-    pub fn of<R>(_policy: &Policy<R, S>) -> Self {
-        LocalProbe(PhantomData)
-    }
-}
+/// (`LocalProbe::of` is next to `Policy`, in `memoized`.)
+pub struct LocalProbe<S>(pub(crate) PhantomData<fn() -> S>);
 
 /// Chosen for types that are `Clone + Send + Sync + 'static`.
 pub trait LocalByClone<S> {
@@ -88,6 +80,7 @@ impl<S> LocalNever<S> for LocalProbe<S> {
 #[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
+    use crate::memoized::Policy;
 
     struct NotClone;
 

@@ -72,6 +72,13 @@ pub fn hit_callback<Args>(args: &Args, on_hit: impl FnOnce(&Args)) {
     on_hit(args);
 }
 
+impl<S> LocalProbe<S> {
+    /// The probe for `policy`'s stored type.
+    pub fn of<R>(_policy: &Policy<R, S>) -> Self {
+        LocalProbe(std::marker::PhantomData)
+    }
+}
+
 /// Lets the runtime run its timers and other tasks now and then: a task
 /// whose calls are all answered from memory would otherwise never yield
 /// (`tokio::task::coop::consume_budget`; outside tokio, nothing).

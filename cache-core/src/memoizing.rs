@@ -1129,7 +1129,8 @@ mod tests {
         // the stale fallback and the tag stamps live across the body's await);
         // 840 → 872 when `Error` began to keep the `RedisError` as its source
         // (64 bytes instead of 32; boxing it would hide it from a downcast of
-        // `source()`).
-        assert!(size <= 872, "memoize_in future is {size} bytes");
+        // `source()`); 872 → 960 with the local tier (its ticket, the
+        // value's hooks and the tier handle live across the body's await).
+        assert!(size <= 960, "memoize_in future is {size} bytes");
     }
 }

@@ -299,7 +299,7 @@ impl RedisBackend<ClusterPool> {
 /// The slot ranges and their masters' `host:port` in a `CLUSTER SLOTS`
 /// reply (`[[start, end, [host, port, id, …], replicas…], …]`); ranges whose
 /// master has no known endpoint (`""` or `"?"`) are left out.
-fn parse_cluster_slots(reply: &redis::Value) -> Option<Vec<SlotRange>> {
+pub(crate) fn parse_cluster_slots(reply: &redis::Value) -> Option<Vec<SlotRange>> {
     use redis::Value;
     let text = |v: &Value| match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
