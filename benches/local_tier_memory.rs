@@ -1,7 +1,9 @@
 //! Memory of the local tier: 1,000,000 distinct keys of SMALL values (30
 //! three-letter strings) go through a tier with a 32 MiB budget; the
 //! process's resident memory is read before and after, against a baseline
-//! in the same run: the same calls on the same Redis without a tier.
+//! in the same run: the same calls on the same Redis without a tier. The
+//! live heap (counted by `stats_alloc`'s allocator wrapper) is printed beside it:
+//! RSS minus heap is what the allocator keeps (fragmentation, arenas).
 //!
 //! ```text
 //! cargo bench --bench local_tier_memory
@@ -15,7 +17,10 @@ mod support;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
+use std::alloc::System;
 use std::time::Instant;
+
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 use cache_memoize::{cache_memoize, registry, Cache, LocalTier};
 
@@ -26,6 +31,19 @@ const TASKS: u64 = 64;
 async fn value(id: u64) -> Vec<String> {
     let _ = id;
     fixtures::small()
+}
+
+/// The system allocator, counting the bytes allocated and freed.
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Bytes allocated and not yet freed.
+fn heap() -> u64 {
+    let stats = ALLOCATOR.stats();
+    // Reallocations are counted in both (their growth or shrinkage).
+    stats
+        .bytes_allocated
+        .saturating_sub(stats.bytes_deallocated) as u64
 }
 
 /// Resident memory of this process, in bytes.
@@ -81,13 +99,14 @@ async fn main() {
         mib(BUDGET)
     );
     println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>12} {:>10}",
-        "run", "RSS before", "RSS after", "growth", "tier bytes", "entries"
+        "{:<34} {:>12} {:>12} {:>12} {:>12} {:>12} {:>10}",
+        "run", "RSS before", "RSS after", "RSS growth", "heap growth", "tier bytes", "entries"
     );
     // Without the tier first (its growth is the baseline: connections,
     // buffers, the allocator), then with it. Each run stores the values
     // (misses) and reads them back (hits from Redis, which fill the tier).
     let mut growths = Vec::new();
+    let mut heap_growths = Vec::new();
     for (run, tier) in [
         ("without a tier (baseline)", false),
         ("with the tier", true),
@@ -97,23 +116,27 @@ async fn main() {
         // Warm up: connections, the runtime's workers, the registries.
         through(0..TASKS * 10).await;
         let before = rss();
+        let heap_before = heap();
         let started = Instant::now();
         let offset = if tier { keys * 2 } else { 0 };
         through(offset..offset + keys).await;
         through(offset..offset + keys).await;
         let after = rss();
+        let heap_growth = heap().saturating_sub(heap_before);
         let local = cache.stats().local.unwrap_or_default();
         println!(
-            "{:<34} {:>10.1}Mi {:>10.1}Mi {:>10.1}Mi {:>10.1}Mi {:>10}   ({:.1} s)",
+            "{:<34} {:>10.1}Mi {:>10.1}Mi {:>10.1}Mi {:>10.1}Mi {:>10.1}Mi {:>10}   ({:.1} s)",
             run,
             mib(before),
             mib(after),
             mib(after.saturating_sub(before)),
+            mib(heap_growth),
             mib(local.bytes),
             local.entries,
             started.elapsed().as_secs_f64()
         );
         growths.push(after.saturating_sub(before));
+        heap_growths.push(heap_growth);
         if tier {
             assert!(
                 local.bytes <= BUDGET,
@@ -123,12 +146,16 @@ async fn main() {
                 local.hits + local.inserts > 0,
                 "the tier was not used: {local:?}"
             );
+            let rss_share = growths[1].saturating_sub(growths[0]);
+            let heap_share = heap_growths[1].saturating_sub(heap_growths[0]);
             println!(
-                "\nthe tier's share: {:.1} MiB over the baseline's growth, budget {:.0} MiB ({:.2}x); \
-                 {} values evicted",
-                mib(growths[1].saturating_sub(growths[0])),
+                "\nthe tier's share over the baseline, budget {:.0} MiB: RSS {:.1} MiB ({:.2}x the budget), \
+                 live heap {:.1} MiB ({:.2}x); {} values evicted",
                 mib(BUDGET),
-                growths[1].saturating_sub(growths[0]) as f64 / BUDGET as f64,
+                mib(rss_share),
+                rss_share as f64 / BUDGET as f64,
+                mib(heap_share),
+                heap_share as f64 / BUDGET as f64,
                 local.evictions
             );
         }
