@@ -333,9 +333,9 @@ impl CacheBuilder {
     /// (`#[cache_memoize]`) whose stored type is `Clone + Send + Sync` use
     /// it, unless they say `local = false`; calls with tags or freshness
     /// windows do not. On a Cluster every primary is tracked (one
-    /// connection each) and the slot map is checked with each heartbeat:
-    /// a change drops everything in memory. Behind Sentinel the tier stays
-    /// off for now and says why.
+    /// connection each), and each heartbeat checks that the node still sees
+    /// the same primaries: a change drops everything in memory. Behind
+    /// Sentinel the tier stays off for now and says why.
     pub fn local_tier(mut self, tier: LocalTier) -> Self {
         self.local_tier = Some(tier);
         self

@@ -1,10 +1,11 @@
 //! The local tier: decoded values in process memory, in front of Redis,
 //! served only while this process provably knows of every invalidation
-//! older than the staleness bound (`../shared/COHERENCE.md` §4).
+//! older than the staleness bound.
 //!
 //! Three things make a local hit safe:
-//! - **the freshness lease**: the tracking connection's heartbeat sets
-//!   `fresh_until = send time of the last answered PING + bound`; a PING
+//! - **the freshness lease**: the tracking connections' heartbeats set
+//!   `fresh_until` = the earliest, over the tracked primaries, of the send
+//!   time of the last answered check + bound; a check
 //!   sent after a writer's acknowledgement returns after that write's
 //!   invalidation push, so while `now < fresh_until` every invalidation
 //!   acknowledged before `now - bound` has been applied here;
@@ -13,8 +14,9 @@
 //!   process's own write) advances the key's stripe before removing the
 //!   entry, and an insert is undone when the ticket moved (insert, then
 //!   check: whichever comes second sees the other);
-//! - **the epoch**: a lost or re-established tracking connection, a missed
-//!   heartbeat or a `FLUSHALL` makes every entry invalid at once.
+//! - **the epoch**: a lost or re-established tracking connection, a
+//!   changed set of Cluster primaries or a `FLUSHALL` makes every entry
+//!   invalid at once (a late heartbeat only stops hits until it answers).
 
 use std::any::Any;
 use std::hash::{BuildHasher, Hasher};
@@ -82,7 +84,8 @@ impl LocalTier {
 
     /// Connects the tracking connection to this URL instead of the cache's
     /// (same server, another route: a proxy, a sidecar). Data reads keep
-    /// the cache's URL.
+    /// the cache's URL. A single server only: on a Cluster, each primary is
+    /// reached at the address the cluster gives.
     pub fn tracking_url(mut self, url: impl Into<String>) -> Self {
         self.tracking_url = Some(url.into());
         self
@@ -173,7 +176,8 @@ pub struct LocalTierStats {
     /// change) came while they were being read or computed.
     pub fence_rejections: u64,
     /// Times everything in memory was invalidated at once (a lost or new
-    /// tracking connection, a late heartbeat, a `FLUSHALL`).
+    /// tracking connection, a changed set of Cluster primaries, a
+    /// `FLUSHALL`).
     pub epoch_bumps: u64,
     /// Invalidation pushes received (keys invalidated).
     pub pushes: u64,
@@ -186,8 +190,8 @@ pub struct LocalTierStats {
     /// How long ago the PING that the current freshness lease rests on was
     /// sent; `None` when there is none.
     pub lease_age: Option<Duration>,
-    /// Round trip of the last heartbeat PING: every invalidation push is
-    /// applied at most this long after Redis sent it.
+    /// Round trip of the last heartbeat check: how far behind Redis the
+    /// tracking connection is now (pushes travel the same way).
     pub push_lag: Option<Duration>,
 }
 
@@ -234,6 +238,9 @@ pub(crate) struct LocalStore {
     is_off: AtomicBool,
     /// Set by a lookup that found the lease lapsed: the heartbeat hurries.
     pub(crate) wake: tokio::sync::Notify,
+    /// Set by the first lookup that wakes the heartbeats, cleared by them:
+    /// the others skip the `Notify`'s lock.
+    wake_sent: AtomicBool,
     hits: ShardedCounter,
     misses: ShardedCounter,
     inserts: AtomicU64,
@@ -270,6 +277,7 @@ impl LocalStore {
             off: Mutex::new(None),
             is_off: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            wake_sent: AtomicBool::new(false),
             hits: ShardedCounter::default(),
             misses: ShardedCounter::default(),
             inserts: AtomicU64::new(0),
@@ -308,7 +316,7 @@ impl LocalStore {
         let now = self.now();
         if now >= self.fresh_until.load(Ordering::Acquire) {
             if !self.is_off.load(Ordering::Relaxed) {
-                self.wake.notify_waiters();
+                self.wake_heartbeats();
             }
             return None;
         }
@@ -324,6 +332,18 @@ impl LocalStore {
             self.hits.add(1);
         }
         found
+    }
+
+    /// Wakes the idle heartbeats (once until they answer).
+    fn wake_heartbeats(&self) {
+        if !self.wake_sent.load(Ordering::Relaxed) && !self.wake_sent.swap(true, Ordering::AcqRel) {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// A heartbeat woke or checked: the next lapsed lookup wakes them again.
+    pub(crate) fn heartbeat_awake(&self) {
+        self.wake_sent.store(false, Ordering::Release);
     }
 
     /// Counts a call that could have been answered from memory and went
@@ -382,8 +402,7 @@ impl LocalStore {
         self.weight.fetch_add(weight, Ordering::SeqCst);
         match self.map.entry_sync(hash) {
             scc::hash_index::Entry::Occupied(mut occupied) => {
-                self.weight
-                    .fetch_sub(occupied.get().weight, Ordering::Relaxed);
+                self.unweigh(occupied.get().weight);
                 occupied.update(entry);
             }
             scc::hash_index::Entry::Vacant(vacant) => {
@@ -404,14 +423,27 @@ impl LocalStore {
         }
     }
 
-    fn remove(&self, hash: u128) {
+    /// Removes `hash`'s entry; whether there was one.
+    fn remove(&self, hash: u128) -> bool {
         let mut weight = 0;
-        if self.map.remove_if_sync(&hash, |entry| {
+        let removed = self.map.remove_if_sync(&hash, |entry| {
             weight = entry.weight;
             true
-        }) {
-            self.weight.fetch_sub(weight, Ordering::Relaxed);
+        });
+        if removed {
+            self.unweigh(weight);
         }
+        removed
+    }
+
+    /// Takes `weight` off the byte count, never below zero (a `retain`
+    /// that meets a resize may visit an entry twice).
+    fn unweigh(&self, weight: u64) {
+        let _ = self
+            .weight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                Some(held.saturating_sub(weight))
+            });
     }
 
     /// An invalidation of one key (a push, or this process's own write):
@@ -441,7 +473,7 @@ impl LocalStore {
     /// Removes every entry (after an epoch bump).
     pub(crate) fn clear(&self) {
         self.map.retain_sync(|_, entry| {
-            self.weight.fetch_sub(entry.weight, Ordering::Relaxed);
+            self.unweigh(entry.weight);
             false
         });
     }
@@ -556,20 +588,23 @@ impl LocalStore {
         // finds another caller evicting is seen by that caller's check after
         // it stops, or finds it stopped and evicts itself.
         while !self.evicting.swap(true, Ordering::SeqCst) {
-            self.evict_once();
+            let evicted = self.evict_once();
             self.evicting.store(false, Ordering::SeqCst);
-            if self.weight.load(Ordering::SeqCst) <= self.settings.budget_bytes {
+            // Done when within budget, or when a sweep found nothing to
+            // evict (the weight of entries still being inserted).
+            if evicted == 0 || self.weight.load(Ordering::SeqCst) <= self.settings.budget_bytes {
                 return;
             }
         }
     }
 
-    fn evict_once(&self) {
+    /// One sweep; how many entries it removed.
+    fn evict_once(&self) -> u64 {
         let held = self.weight.load(Ordering::Relaxed);
         let target = self.settings.budget_bytes / 10 * 9;
         let excess = held.saturating_sub(target);
         if excess == 0 {
-            return;
+            return 0;
         }
         let share = (excess as f64 / held.max(1) as f64).min(1.0);
         let window = (share * u64::MAX as f64) as u64;
@@ -581,13 +616,11 @@ impl LocalStore {
             }
             true
         });
-        for hash in &victims {
-            self.remove(*hash);
-        }
+        let evicted = victims.iter().filter(|hash| self.remove(**hash)).count() as u64;
         self.evict_hand
             .store(hand.wrapping_add(window).wrapping_add(1), Ordering::Relaxed);
-        self.evictions
-            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+        self.evictions.fetch_add(evicted, Ordering::Relaxed);
+        evicted
     }
 }
 

@@ -299,7 +299,7 @@ impl RedisBackend<ClusterPool> {
 /// The slot ranges and their masters' `host:port` in a `CLUSTER SLOTS`
 /// reply (`[[start, end, [host, port, id, …], replicas…], …]`); ranges whose
 /// master has no known endpoint (`""` or `"?"`) are left out.
-pub(crate) fn parse_cluster_slots(reply: &redis::Value) -> Option<Vec<SlotRange>> {
+fn parse_cluster_slots(reply: &redis::Value) -> Option<Vec<SlotRange>> {
     use redis::Value;
     let text = |v: &Value| match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
@@ -337,16 +337,16 @@ pub(crate) fn parse_cluster_slots(reply: &redis::Value) -> Option<Vec<SlotRange>
 
 /// A master in a `CLUSTER NODES` reply.
 #[derive(Debug, PartialEq, Eq)]
-struct Master {
-    host: String,
-    port: u16,
+pub(crate) struct Master {
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// `fail` or `noaddr` when it cannot be reached.
-    unusable: Option<&'static str>,
+    pub(crate) unusable: Option<&'static str>,
 }
 
 /// The masters in a `CLUSTER NODES` reply. Nodes still in `handshake` are
 /// not members yet and are left out.
-fn masters(nodes: &str) -> Vec<Master> {
+pub(crate) fn masters(nodes: &str) -> Vec<Master> {
     nodes
         .lines()
         .filter_map(|line| {

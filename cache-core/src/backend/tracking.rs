@@ -2,10 +2,12 @@
 //! per primary with `CLIENT TRACKING ON BCAST PREFIX <namespace>`, whose
 //! invalidation pushes are applied in the connection's driver, in wire
 //! order, and whose heartbeat PINGs renew the tier's freshness lease.
-//! On a Cluster every primary is tracked, and the slot map, checked on
-//! each heartbeat, is one more member of the lease: when it changes,
-//! everything in memory is dropped and tracking starts over on the new
-//! primaries. Data reads stay on the pooled connections.
+//! On a Cluster every primary is tracked (slots or not), and each
+//! primary's heartbeat is `CLUSTER NODES`: its answer renews that
+//! primary's member of the lease only while the node still sees exactly
+//! the primaries being tracked; any other answer (a failover, a new or
+//! removed primary, a node that disagrees) drops everything in memory and
+//! tracking starts over. Data reads stay on the pooled connections.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -13,8 +15,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
 
-use super::cluster::parse_cluster_slots;
-use super::node_breakers::SlotRange;
+use super::cluster::masters;
 use super::redis::connection_info;
 use crate::local_tier::LocalStore;
 use crate::local_tier_metrics::{LocalTierMetrics, PUBLISH_EVERY};
@@ -124,10 +125,15 @@ async fn run(store: Weak<LocalStore>, settings: TrackingSettings) {
                     primaries = tracked.connections.len(),
                     "local tier: tracking invalidations"
                 );
-                retry = FIRST_RETRY;
                 warned = false;
                 drop(tier);
+                let opened = Instant::now();
                 let lost = tracked.heartbeats(&store).await;
+                // Back to a quick retry only after tracking held a while: a
+                // round that fails at once (nodes that disagree) backs off.
+                if opened.elapsed() >= LAST_RETRY {
+                    retry = FIRST_RETRY;
+                }
                 let Some(tier) = store.upgrade() else { return };
                 tier.lapse();
                 tier.bump_epoch();
@@ -158,38 +164,24 @@ async fn run(store: Weak<LocalStore>, settings: TrackingSettings) {
     }
 }
 
-/// The open tracking connections, one per primary, and on a Cluster the
-/// slot map they were opened for.
+/// The open tracking connections, one per primary, with what each one's
+/// heartbeat checks.
 struct Tracked {
-    connections: Vec<MultiplexedConnection>,
-    slot_map: Option<Vec<SlotRange>>,
+    connections: Vec<(MultiplexedConnection, Check)>,
 }
 
 impl Tracked {
-    /// One lease member per connection, plus the slot map check.
+    /// One lease member per connection.
     fn members(&self) -> usize {
-        self.connections.len() + usize::from(self.slot_map.is_some())
+        self.connections.len()
     }
 
     /// Runs every member's heartbeat until the first one ends (a lost
-    /// connection, a changed slot map); the others stop with it.
+    /// connection, a changed set of primaries); the others stop with it.
     async fn heartbeats(self, store: &Weak<LocalStore>) -> String {
         let mut running = tokio::task::JoinSet::new();
-        for (member, connection) in self.connections.iter().enumerate() {
-            running.spawn(heartbeat(
-                connection.clone(),
-                store.clone(),
-                member,
-                Check::Ping,
-            ));
-        }
-        if let (Some(slot_map), Some(first)) = (self.slot_map, self.connections.first()) {
-            running.spawn(heartbeat(
-                first.clone(),
-                store.clone(),
-                self.connections.len(),
-                Check::SlotMap(slot_map),
-            ));
+        for (member, (connection, check)) in self.connections.into_iter().enumerate() {
+            running.spawn(heartbeat(connection, store.clone(), member, check));
         }
         match running.join_next().await {
             Some(Ok(reason)) => reason,
@@ -206,66 +198,100 @@ async fn open(tier: &Arc<LocalStore>, settings: &TrackingSettings) -> Result<Tra
         Primaries::Single(url) => {
             let info = connection_info(url, settings.tls_ca.as_deref()).map_err(usable)?;
             Ok(Tracked {
-                connections: vec![connect(tier, settings, info).await?],
-                slot_map: None,
+                connections: vec![(connect(tier, settings, info).await?, Check::Ping)],
             })
         }
         Primaries::Cluster(seeds) => {
-            let (slot_map, seed) = slot_map(settings, seeds).await?;
-            let mut primaries: Vec<&str> = slot_map.iter().map(|(_, _, at)| at.as_str()).collect();
-            primaries.sort_unstable();
-            primaries.dedup();
+            let (primaries, seed) = cluster_primaries(settings, seeds).await?;
             let mut connections = Vec::with_capacity(primaries.len());
-            for primary in primaries {
+            for primary in &primaries {
                 let info = primary_info(&seed, primary).ok_or_else(|| {
-                    Refusal::ForGood(format!("CLUSTER SLOTS names a primary at {primary:?}"))
+                    Refusal::ForGood(format!("CLUSTER NODES names a primary at {primary:?}"))
                 })?;
-                connections.push(connect(tier, settings, info).await?);
+                let check = Check::Primaries {
+                    expected: primaries.clone(),
+                    asked: primary.clone(),
+                };
+                connections.push((connect(tier, settings, info).await?, check));
             }
-            Ok(Tracked {
-                connections,
-                slot_map: Some(slot_map),
-            })
+            Ok(Tracked { connections })
         }
     }
 }
 
-/// The slot map (sorted), asked of the seed nodes in turn, and the seed's
-/// connection settings (for the primaries' connections).
-async fn slot_map(
+/// The reachable primaries (`host:port`, sorted) in a `CLUSTER NODES`
+/// reply from the node at `asked` (`host:port`): slots or not, without
+/// those flagged `fail` or `noaddr`. A node that does not know its own
+/// address yet lists itself with an empty host: that is `asked`'s.
+fn primaries_seen(reply: &Value, asked: &str) -> Option<Vec<String>> {
+    let text = match reply {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::SimpleString(text) => text.clone(),
+        _ => return None,
+    };
+    let asked_host = asked.rsplit_once(':').map_or(asked, |(host, _)| host);
+    let mut seen: Vec<String> = masters(&text)
+        .into_iter()
+        .filter(|master| master.unusable.is_none())
+        .map(|master| {
+            let host = if master.host.is_empty() {
+                asked_host
+            } else {
+                master.host.as_str()
+            };
+            format!("{host}:{}", master.port)
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    Some(seen)
+}
+
+/// The cluster's primaries as a seed node sees them (asked of the seeds in
+/// turn), and the seed's connection settings (for the primaries').
+async fn cluster_primaries(
     settings: &TrackingSettings,
     seeds: &[String],
-) -> Result<(Vec<SlotRange>, redis::ConnectionInfo), Refusal> {
+) -> Result<(Vec<String>, redis::ConnectionInfo), Refusal> {
     let mut last = None;
     for seed in seeds {
         let info = connection_info(seed, settings.tls_ca.as_deref())
             .map_err(|e| Refusal::ForGood(format!("a cluster URL is not usable: {e}")))?;
+        let asked = match info.addr() {
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+            _ => {
+                return Err(Refusal::ForGood(
+                    "cluster URLs must be redis:// or rediss:// addresses".into(),
+                ))
+            }
+        };
         let client = redis::Client::open(info.clone()).map_err(Refusal::ForNow)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(HEARTBEAT_TIMEOUT));
-        let asked = async {
+        let reply = async {
             let mut connection = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             connection
-                .req_packed_command(&redis::cmd("CLUSTER").arg("SLOTS").clone())
+                .req_packed_command(&redis::cmd("CLUSTER").arg("NODES").clone())
                 .await
         }
         .await;
-        match asked {
-            Ok(reply) => match parse_cluster_slots(&reply) {
-                Some(mut ranges) if !ranges.is_empty() => {
-                    ranges.sort_unstable();
-                    return Ok((ranges, info));
-                }
+        match reply {
+            Ok(reply) => match primaries_seen(&reply, &asked) {
+                Some(primaries) if !primaries.is_empty() => return Ok((primaries, info)),
+                // A cluster still forming: try again later.
                 _ => {
-                    last = Some(Refusal::ForGood(
-                        "CLUSTER SLOTS gave no usable slot map".into(),
-                    ))
+                    last = Some(Refusal::ForNow(RedisError::from((
+                        redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown),
+                        "CLUSTER NODES named no reachable primary",
+                    ))))
                 }
             },
-            Err(e) => last = Some(refusal(e, "CLUSTER SLOTS")),
+            Err(e) => last = Some(refusal(e, "CLUSTER NODES")),
         }
     }
     Err(last.unwrap_or_else(|| Refusal::ForGood("no cluster URL".into())))
@@ -337,14 +363,21 @@ async fn connect(
     Ok(connection)
 }
 
-/// A server's answer refuses for good; a failed connection is for now.
+/// The server will never do it (no permission, an unknown command or
+/// option, failed authentication): for good. Anything else (I/O, a
+/// timeout, `LOADING`, `MASTERDOWN`, `CLUSTERDOWN`, `TRYAGAIN`…) passes:
+/// for now.
 fn refusal(e: RedisError, what: &str) -> Refusal {
-    let io =
-        e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal();
-    if io {
-        Refusal::ForNow(e)
-    } else {
+    use redis::{ErrorKind, ServerErrorKind};
+    let never = matches!(
+        e.kind(),
+        ErrorKind::AuthenticationFailed
+            | ErrorKind::Server(ServerErrorKind::NoPerm | ServerErrorKind::ResponseError)
+    );
+    if never {
         Refusal::ForGood(format!("the server refused {what}: {e}"))
+    } else {
+        Refusal::ForNow(e)
     }
 }
 
@@ -375,8 +408,12 @@ fn apply(tier: &LocalStore, push: PushInfo) {
 enum Check {
     /// `PING`: its answer comes after every push sent before it.
     Ping,
-    /// `CLUSTER SLOTS`, which must still be this slot map.
-    SlotMap(Vec<SlotRange>),
+    /// `CLUSTER NODES` (after the pushes sent before it, as a PING): the
+    /// node at `asked` must still see exactly the `expected` primaries.
+    Primaries {
+        expected: Vec<String>,
+        asked: String,
+    },
 }
 
 /// Checks until the connection fails (or the slot map changes); each
@@ -400,18 +437,16 @@ async fn heartbeat(
                     return e.to_string();
                 }
             }
-            Check::SlotMap(expected) => {
+            Check::Primaries { expected, asked } => {
                 let reply = match connection
-                    .req_packed_command(&redis::cmd("CLUSTER").arg("SLOTS").clone())
+                    .req_packed_command(&redis::cmd("CLUSTER").arg("NODES").clone())
                     .await
                 {
                     Ok(reply) => reply,
                     Err(e) => return e.to_string(),
                 };
-                let mut now = parse_cluster_slots(&reply).unwrap_or_default();
-                now.sort_unstable();
-                if &now != expected {
-                    return "the cluster's slot map changed".into();
+                if primaries_seen(&reply, asked).as_ref() != Some(expected) {
+                    return format!("the cluster's primaries changed, as {asked} sees them");
                 }
             }
         }
@@ -426,15 +461,94 @@ async fn heartbeat(
         let busy = last_busy.elapsed() < IDLE_PACE;
         let pace = tier.settings().staleness_bound / 4;
         if busy {
+            tier.heartbeat_awake();
             drop(tier);
             tokio::time::sleep(pace).await;
         } else {
             // Idle: a check a second, or at once when a lookup finds the
-            // lease lapsed.
-            let woken = async {
-                tier.wake.notified().await;
-            };
+            // lease lapsed (listening before the lookups may wake us again).
+            let woken = tier.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            tier.heartbeat_awake();
             let _ = tokio::time::timeout(IDLE_PACE, woken).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reachable_primary_is_tracked_slots_or_not() {
+        let nodes = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+a2 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922
+a3 127.0.0.1:7003@17003 master - 0 0 3 connected 10923-16383
+a4 127.0.0.1:7004@17004 master - 0 0 4 connected
+r1 127.0.0.1:7005@17005 slave a1 0 0 1 connected
+f1 127.0.0.1:7006@17006 master,fail - 0 0 5 disconnected
+h1 127.0.0.1:7007@17007 handshake - 0 0 0 disconnected
+";
+        let seen = primaries_seen(
+            &Value::BulkString(nodes.as_bytes().to_vec()),
+            "127.0.0.1:7001",
+        );
+        assert_eq!(
+            seen.unwrap(),
+            [
+                "127.0.0.1:7001",
+                "127.0.0.1:7002",
+                "127.0.0.1:7003",
+                "127.0.0.1:7004"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_without_its_own_address_is_the_one_asked() {
+        let nodes = "a1 :7001@17001 myself,master - 0 0 1 connected 0-16383\n";
+        let seen = primaries_seen(
+            &Value::VerbatimString {
+                format: redis::VerbatimFormat::Text,
+                text: nodes.into(),
+            },
+            "10.0.0.5:7001",
+        );
+        assert_eq!(seen.unwrap(), ["10.0.0.5:7001"]);
+        assert_eq!(primaries_seen(&Value::Nil, "10.0.0.5:7001"), None);
+    }
+
+    #[test]
+    fn only_permission_and_unsupported_commands_refuse_for_good() {
+        let server = |kind, text: &'static str| RedisError::from((kind, text));
+        use redis::{ErrorKind, ServerErrorKind};
+        for (error, for_good) in [
+            (
+                server(ErrorKind::Server(ServerErrorKind::NoPerm), "no"),
+                true,
+            ),
+            (
+                server(ErrorKind::Server(ServerErrorKind::ResponseError), "unknown"),
+                true,
+            ),
+            (
+                server(ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"),
+                false,
+            ),
+            (
+                server(ErrorKind::Server(ServerErrorKind::ClusterDown), "down"),
+                false,
+            ),
+            (
+                server(ErrorKind::Server(ServerErrorKind::MasterDown), "down"),
+                false,
+            ),
+            (RedisError::from(std::io::Error::other("reset")), false),
+        ] {
+            let refused_for_good = matches!(refusal(error, "X"), Refusal::ForGood(_));
+            assert_eq!(refused_for_good, for_good);
         }
     }
 }
