@@ -55,6 +55,7 @@ fn main() {
         ("data-replies-held", coherence_faults::data_replies_held),
         ("flushall", coherence_faults::flushall),
         ("slot-migration", coherence_faults::slot_migration),
+        ("cluster-failover", coherence_faults::cluster_failover),
     ];
     let picked: Vec<String> = std::env::args().skip(1).collect();
     if let Some(unknown) = picked.iter().find(|p| all.iter().all(|(n, _)| n != p)) {

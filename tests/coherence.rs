@@ -115,6 +115,14 @@ fn migrating_the_hot_slot_serves_no_stale_value() {
     check(coherence_faults::slot_migration);
 }
 
+/// A coordinated failover of the hot key's master on a Cluster with
+/// replicas: the tracked primaries change, memory is dropped and tracking
+/// starts over on the new ones.
+#[test]
+fn a_cluster_failover_serves_no_stale_value() {
+    check(coherence_faults::cluster_failover);
+}
+
 // ---------------------------------------------------------------------------
 // One race, step by step: a lookup that joins a GET sent before an invalidation
 // ---------------------------------------------------------------------------

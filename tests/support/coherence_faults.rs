@@ -512,6 +512,58 @@ pub fn slot_migration(launcher: &Launcher, plan: Plan) -> CoherenceReport {
     )
 }
 
+/// On a local cluster of 3 masters with a replica each: the hot key's
+/// master hands over to its replica (`CLUSTER FAILOVER` on the replica, a
+/// coordinated failover), mid-run.
+pub fn cluster_failover(launcher: &Launcher, plan: Plan) -> CoherenceReport {
+    let cluster = LocalCluster::start_with_replicas(Duration::from_secs(2));
+    let target = Target {
+        urls: cluster.urls(),
+        cluster: true,
+        ..Target::default()
+    };
+    drive(
+        launcher,
+        "Cluster: the hot key's master fails over to its replica",
+        false,
+        target,
+        plan,
+        |running, events| {
+            let master = cluster.node_of(&running.hot_key).port;
+            let master_id = node_id(master);
+            let nodes = redis_cmd(master, &[b"CLUSTER", b"NODES"])
+                .as_str()
+                .expect("CLUSTER NODES answers text");
+            let replica: u16 = nodes
+                .lines()
+                .find(|line| line.split_whitespace().nth(3) == Some(master_id.as_str()))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|address| address.split('@').next())
+                .and_then(|host_port| host_port.rsplit_once(':'))
+                .and_then(|(_, port)| port.parse().ok())
+                .expect("the hot key's master has a replica");
+            redis_cmd(replica, &[b"CLUSTER", b"FAILOVER"]).expect_ok();
+            events.note(format!(
+                "CLUSTER FAILOVER on :{replica}, replica of :{master}"
+            ));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let role = redis_cmd(replica, &[b"ROLE"]);
+                let first = role
+                    .as_array()
+                    .and_then(|fields| fields.first())
+                    .and_then(|field| field.as_str());
+                if first.as_deref() == Some("master") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, ":{replica} never became master");
+                thread::sleep(Duration::from_millis(5));
+            }
+            events.note(format!(":{replica} is master"));
+        },
+    )
+}
+
 fn node_id(port: u16) -> String {
     redis_cmd(port, &[b"CLUSTER", b"MYID"])
         .as_str()
