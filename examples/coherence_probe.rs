@@ -44,7 +44,7 @@ fn main() {
     if coherence_roles::run_child_if_asked() {
         return;
     }
-    let all: [(&str, Scenario); 10] = [
+    let all: [(&str, Scenario); 11] = [
         ("quiet", coherence_faults::quiet),
         ("quiet-concurrent", coherence_faults::quiet_concurrent),
         ("client-kill", coherence_faults::client_kill),
