@@ -11,6 +11,9 @@ mod support;
 #[path = "support/cluster.rs"]
 mod cluster_support;
 
+#[path = "support/sentinel.rs"]
+mod sentinel_support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -371,4 +374,132 @@ async fn on_a_cluster_every_primary_is_tracked() {
         "pushes from every master: {stats:?}"
     );
     assert_eq!(reader.local_tier_state(), Some(LocalTierState::Serving));
+}
+
+static SENTINEL_SOURCE: AtomicUsize = AtomicUsize::new(0);
+
+#[cache_memoize(alias = "lt-sentinel-reader", prefix = "sentinel-source", ttl = 60)]
+async fn sentinel_source(key: u32) -> usize {
+    let _ = key;
+    SENTINEL_SOURCE.load(Ordering::SeqCst)
+}
+
+#[cache_memoize(alias = "lt-sentinel-writer", prefix = "sentinel-source", ttl = 60)]
+async fn sentinel_source_elsewhere(key: u32) -> usize {
+    let _ = key;
+    SENTINEL_SOURCE.load(Ordering::SeqCst)
+}
+
+/// Reads `key` through the reader until memory serves it (bounded).
+async fn until_served_from_memory(reader: &Cache, key: u32, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "key {key} never served from memory: {:?} {:?}",
+            reader.local_tier_state(),
+            reader.stats().local
+        );
+        let before = reader.stats().local_hits;
+        assert_eq!(sentinel_source(key).await, expected);
+        if reader.stats().local_hits > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Behind Sentinel the tier tracks the master the sentinels name, and
+/// after a failover (`SENTINEL FAILOVER`) it tracks the new one: an
+/// invalidation by another cache is seen within the bound before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_sentinel_the_tier_follows_a_failover() {
+    use sentinel_support::{SentinelGroup, MASTER_NAME};
+    let group = SentinelGroup::start(Duration::from_secs(1));
+    let sentinel_cache = |tier: bool| {
+        let builder = Cache::builder()
+            .sentinel(MASTER_NAME, group.sentinel_urls())
+            .prefix("lt-sentinel")
+            .connect_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2));
+        let builder = if tier {
+            builder.local_tier(LocalTier::new(1 << 20).staleness_bound(BOUND))
+        } else {
+            builder
+        };
+        builder.build().expect("a valid sentinel cache")
+    };
+    let reader = sentinel_cache(true);
+    registry::register("lt-sentinel-reader", reader.clone());
+    registry::register("lt-sentinel-writer", sentinel_cache(false));
+    serving(&reader).await;
+    SENTINEL_SOURCE.store(1, Ordering::SeqCst);
+    until_served_from_memory(&reader, 1, 1).await;
+    SENTINEL_SOURCE.store(2, Ordering::SeqCst);
+    assert!(sentinel_source_elsewhere_invalidate(1).await);
+    tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
+    assert_eq!(sentinel_source(1).await, 2, "an invalidation on the master");
+
+    let old_master = group.master_port().expect("a master");
+    let bumps = reader.stats().local_epoch_bumps;
+    group
+        .sentinel_cmd(
+            group.sentinels[0].port,
+            &[b"SENTINEL", b"FAILOVER", MASTER_NAME.as_bytes()],
+        )
+        .expect("SENTINEL FAILOVER answers")
+        .expect_ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group.master_port() == Some(old_master) || reader.stats().local_epoch_bumps == bumps {
+        assert!(
+            Instant::now() < deadline,
+            "no failover seen: master {:?}, {:?}",
+            group.master_port(),
+            reader.stats().local
+        );
+        // Calls keep going through the failover.
+        let _ = sentinel_source(1).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The new master is tracked: fill, then an invalidation there is seen.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        SENTINEL_SOURCE.store(3, Ordering::SeqCst);
+        let written = sentinel_source_elsewhere_invalidate(1).await;
+        let read = sentinel_source(1).await;
+        if written && read == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new master never took writes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_served_from_memory(&reader, 1, 3).await;
+    SENTINEL_SOURCE.store(4, Ordering::SeqCst);
+    // A refresh elsewhere stores 4 (a SET the master acknowledges; the
+    // other cache may still hold a connection to the old master, now a
+    // replica that refuses writes: until its store is counted).
+    let writer = registry::get("lt-sentinel-writer").expect("registered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stores = writer.stats().stores;
+        assert_eq!(sentinel_source_elsewhere_refresh(1).await, 4);
+        if writer.stats().stores > stores {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new master never acknowledged a store: {:?}",
+            writer.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(BOUND + Duration::from_millis(1)).await;
+    assert_eq!(
+        sentinel_source(1).await,
+        4,
+        "an invalidation on the new master reaches memory within the bound"
+    );
 }

@@ -335,7 +335,8 @@ impl CacheBuilder {
     /// windows do not. On a Cluster every primary is tracked (one
     /// connection each), and each heartbeat checks that the node still sees
     /// the same primaries: a change drops everything in memory. Behind
-    /// Sentinel the tier stays off for now and says why.
+    /// Sentinel the master the sentinels name is tracked, and each
+    /// heartbeat checks (`ROLE`) that it still is the master.
     pub fn local_tier(mut self, tier: LocalTier) -> Self {
         self.local_tier = Some(tier);
         self
@@ -426,8 +427,12 @@ impl CacheBuilder {
                     (Backend::Cluster(_), _) => Ok(Primaries::Cluster(
                         self.cluster_urls.iter().map(|u| u.0.clone()).collect(),
                     )),
+                    (Backend::Sentinel(sentinel), _) => Ok(Primaries::Sentinel(
+                        sentinel.sentinel_clients(),
+                        sentinel.url().clone(),
+                    )),
                     (Backend::Memory(_), _) => Err("the cache is in memory already"),
-                    _ => Err("it does not track Sentinel-managed servers yet"),
+                    (Backend::Redis(_), None) => Err("the cache has no server URL"),
                 };
                 let tracking = match primaries {
                     Ok(primaries) => Some(start_tracking(

@@ -16,6 +16,7 @@ pub(crate) use self::memory::MemoryBackend;
 pub(crate) use self::redis::{RedisBackend, RedisSettings};
 pub(crate) use self::sentinel::{SentinelPool, SentinelSettings};
 pub(crate) use self::tracking::{start as start_tracking, Primaries, Tracking, TrackingSettings};
+
 use crate::circuit_breaker::BreakerState;
 use crate::codec::header::Lease;
 use crate::error::Result;

@@ -25,6 +25,7 @@
 //! Connections are made rarely (at start, after one broke), so the extra
 //! sentinel queries cost little.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleResult};
@@ -53,10 +54,36 @@ pub(crate) struct SentinelSettings {
     pub(crate) db: i64,
 }
 
+/// One client per sentinel, each listing the sentinels starting with its own.
+pub(crate) type SentinelClients = Arc<Vec<tokio::sync::Mutex<SentinelClient>>>;
+
+/// Where the current master is, as the first sentinel to answer names it
+/// (asked of all at once), within `timeout`.
+pub(crate) async fn current_master(
+    clients: &SentinelClients,
+    timeout: Duration,
+) -> std::result::Result<redis::ConnectionInfo, RedisError> {
+    let lookups = clients.iter().map(|client| {
+        Box::pin(async move {
+            let master = client.lock().await.async_get_client().await?;
+            Ok::<_, RedisError>(master.get_connection_info().clone())
+        })
+    });
+    match tokio::time::timeout(timeout, futures::future::select_ok(lookups)).await {
+        Ok(Ok((info, _others))) => Ok(info),
+        Ok(Err(last)) => Err(last),
+        Err(_) => Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the sentinels named no master within the connect timeout",
+        ))),
+    }
+}
+
 /// Connects to the current master, as the sentinels name it.
 pub(crate) struct SentinelManager {
-    /// Client `i` lists the sentinels starting with the `i`-th.
-    clients: Vec<tokio::sync::Mutex<SentinelClient>>,
+    /// Client `i` lists the sentinels starting with the `i`-th (shared
+    /// with the local tier's tracking, which follows the same master).
+    clients: SentinelClients,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
 }
@@ -127,6 +154,11 @@ impl LeasePool for SentinelPool {
 }
 
 impl RedisBackend<SentinelPool> {
+    /// The clients that ask the sentinels for the master.
+    pub(crate) fn sentinel_clients(&self) -> SentinelClients {
+        self.connections.pool().manager().clients.clone()
+    }
+
     /// A backend for the master the sentinels name; validates the URLs but
     /// makes no connection yet.
     pub(crate) fn sentinel(sentinel: SentinelSettings, settings: RedisSettings) -> Result<Self> {
@@ -170,7 +202,7 @@ impl RedisBackend<SentinelPool> {
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
         let manager = SentinelManager {
-            clients,
+            clients: Arc::new(clients),
             config,
             connect_timeout: settings.connect_timeout,
         };

@@ -17,6 +17,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, RedisErr
 
 use super::cluster::masters;
 use super::redis::connection_info;
+use super::sentinel::{current_master, SentinelClients};
 use crate::local_tier::LocalStore;
 use crate::local_tier_metrics::{LocalTierMetrics, PUBLISH_EVERY};
 use crate::redacted_url::RedactedUrl;
@@ -52,6 +53,8 @@ pub(crate) enum Primaries {
     /// Every primary of the cluster these node URLs belong to (their
     /// credentials and TLS settings are used for each primary).
     Cluster(Vec<String>),
+    /// The master the sentinels name (and how to describe them in logs).
+    Sentinel(SentinelClients, RedactedUrl),
 }
 
 impl Primaries {
@@ -59,6 +62,7 @@ impl Primaries {
         match self {
             Primaries::Single(url) => RedactedUrl::new(url),
             Primaries::Cluster(seeds) => RedactedUrl::list(seeds),
+            Primaries::Sentinel(_, described) => described.clone(),
         }
     }
 }
@@ -216,6 +220,14 @@ async fn open(tier: &Arc<LocalStore>, settings: &TrackingSettings) -> Result<Tra
             }
             Ok(Tracked { connections })
         }
+        Primaries::Sentinel(clients, _) => {
+            let info = current_master(clients, settings.connect_timeout)
+                .await
+                .map_err(|e| refusal(e, "naming the master (sentinels)"))?;
+            Ok(Tracked {
+                connections: vec![(connect(tier, settings, info).await?, Check::Master)],
+            })
+        }
     }
 }
 
@@ -246,6 +258,18 @@ fn primaries_seen(reply: &Value, asked: &str) -> Option<Vec<String>> {
     seen.sort_unstable();
     seen.dedup();
     Some(seen)
+}
+
+/// Whether a `ROLE` reply says "master".
+fn is_master(role: &Value) -> bool {
+    let Value::Array(fields) = role else {
+        return false;
+    };
+    match fields.first() {
+        Some(Value::BulkString(name)) => name.as_slice() == b"master",
+        Some(Value::SimpleString(name)) => name == "master",
+        _ => false,
+    }
 }
 
 /// The cluster's primaries as a seed node sees them (asked of the seeds in
@@ -408,6 +432,9 @@ fn apply(tier: &LocalStore, push: PushInfo) {
 enum Check {
     /// `PING`: its answer comes after every push sent before it.
     Ping,
+    /// `ROLE` (after the pushes sent before it, as a PING): the server must
+    /// still be a master (after a Sentinel failover, the old one is not).
+    Master,
     /// `CLUSTER NODES` (after the pushes sent before it, as a PING): the
     /// node at `asked` must still see exactly the `expected` primaries.
     Primaries {
@@ -435,6 +462,15 @@ async fn heartbeat(
             Check::Ping => {
                 if let Err(e) = connection.req_packed_command(&redis::cmd("PING")).await {
                     return e.to_string();
+                }
+            }
+            Check::Master => {
+                let role = match connection.req_packed_command(&redis::cmd("ROLE")).await {
+                    Ok(role) => role,
+                    Err(e) => return e.to_string(),
+                };
+                if !is_master(&role) {
+                    return "the tracked server is no longer the master".into();
                 }
             }
             Check::Primaries { expected, asked } => {
