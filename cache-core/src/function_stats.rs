@@ -27,7 +27,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::sharded_counter::ShardedCounter;
-use crate::str_hasher::StrHasher;
 
 /// What a memoized call turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +122,9 @@ impl FunctionCounters {
     }
 }
 
-type Registry = HashMap<Box<str>, Arc<FunctionCounters>, StrHasher>;
+/// Looked up by function prefix on every call: foldhash, not SipHash (the
+/// prefixes are the program's own, not untrusted input).
+type Registry = HashMap<Box<str>, Arc<FunctionCounters>, foldhash::fast::FixedState>;
 
 fn registry() -> &'static ArcSwap<Registry> {
     static REGISTRY: std::sync::OnceLock<ArcSwap<Registry>> = std::sync::OnceLock::new();

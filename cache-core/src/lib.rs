@@ -57,7 +57,6 @@ mod sharded_counter;
 mod single_flight;
 pub mod stats;
 pub mod store;
-mod str_hasher;
 mod thread_flag;
 mod throttled_log;
 mod ttl;

@@ -134,8 +134,8 @@ impl Hasher for PassThroughHasher {
 }
 
 /// The 128-bit hash a full key is kept under (also the local fence's stripe).
-pub(crate) fn key_hash(full: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(full.as_bytes())
+pub(crate) fn key_hash(full: impl AsRef<[u8]>) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(full.as_ref())
 }
 
 /// What a reader or computation saw before it started: the key's stripe
@@ -300,7 +300,7 @@ impl LocalStore {
         u64::try_from(at.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    pub(crate) fn now(&self) -> u64 {
+    fn now(&self) -> u64 {
         self.nanos_since_origin(Instant::now())
     }
 
@@ -455,7 +455,7 @@ impl LocalStore {
 
     /// An invalidation pushed by Redis for `key`.
     pub(crate) fn invalidate_pushed(&self, key: &[u8]) {
-        self.invalidate_pushed_hash(xxhash_rust::xxh3::xxh3_128(key));
+        self.invalidate_pushed_hash(key_hash(key));
     }
 
     fn invalidate_pushed_hash(&self, hash: u128) {

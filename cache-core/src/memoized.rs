@@ -31,10 +31,10 @@ pub enum LocalLookup<R> {
     Miss(Result<FullKey, CodecError>),
 }
 
-/// The first step of a memoized call, before anything else is built: the
-/// key of `parts` under `prefix`, and with `local` (the function may use
-/// the tier: no `local = false`, no tags, no freshness windows) and a
-/// cache with a local tier, the value from memory. A hit is counted here;
+/// The first step of a memoized call that may use the local tier (no
+/// `local = false`, no tags, no freshness windows), before anything else
+/// is built: the key of `parts` under `prefix` and, when the cache has a
+/// local tier, the value from memory. A hit is counted here;
 /// the caller runs its `hit` callback and, in async code, awaits
 /// [`yield_now_and_then`].
 ///
@@ -44,7 +44,7 @@ pub enum LocalLookup<R> {
 ///
 /// let cache = Cache::memory(); // no local tier: always a miss with the key
 /// let policy = Policy::<u64, _>::always();
-/// match local_lookup(&cache, "docs::f", true, &[key_part(&1u8)], &policy) {
+/// match local_lookup(&cache, "docs::f", &[key_part(&1u8)], &policy) {
 ///     LocalLookup::Hit(_) => unreachable!(),
 ///     LocalLookup::Miss(key) => assert!(key.unwrap().as_str().starts_with("memo:1:docs::f:")),
 /// }
@@ -52,12 +52,11 @@ pub enum LocalLookup<R> {
 pub fn local_lookup<R, S>(
     cache: &Cache,
     prefix: &str,
-    local: bool,
     parts: &[KeyPart<'_>],
     policy: &Policy<R, S>,
 ) -> LocalLookup<R> {
     let key = cache.keys().function_key(prefix, parts);
-    if let (true, Ok(full), Some(how)) = (local, &key, policy.local) {
+    if let (Ok(full), Some(how)) = (&key, policy.local) {
         if let Some(value) = cache.local_get(full.as_str(), how) {
             function_stats::record_local_hit(prefix);
             return LocalLookup::Hit((policy.wrap)(value));

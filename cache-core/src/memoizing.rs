@@ -569,8 +569,8 @@ impl Cache {
         if options.refresh {
             return None;
         }
-        let (tier, value) = self.local_route(local, options, tags)?;
-        tier.get(key_hash(full), value.take)
+        let (_, value) = self.local_route(local, options, tags)?;
+        self.local_get(full, value)
     }
 
     /// Puts a value read or computed under the route's ticket in memory.

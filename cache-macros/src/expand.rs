@@ -48,11 +48,6 @@ fn wrapper(config: &FinalConfig, wrapper: &Wrapper) -> TokenStream {
     let call = &config.call;
     let memo = memoized(config, Some(*refreshing));
     let parts = key_parts(config);
-    let args = &call.args;
-    let body = body_call(&config.body);
-    let hit = callback(&call.hit);
-    let miss = callback(&call.miss);
-    let policy = policy(config);
     // Spanned at the return type: a return type that is not
     // `Serialize + DeserializeOwned` is reported there.
     let span = call.return_span;
@@ -66,16 +61,7 @@ fn wrapper(config: &FinalConfig, wrapper: &Wrapper) -> TokenStream {
     if call.local_fast_path && !refreshing {
         return local_first(config, wrapper, method, wait);
     }
-    let run = quote_spanned! {span=>
-        __cache_memo.#method(
-            __cache_key,
-            (#(#args,)*),
-            move |(#(#args,)*)| #body,
-            #policy,
-            #hit,
-            #miss,
-        )
-    };
+    let run = memo_call(config, &method, policy(config));
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -100,16 +86,13 @@ fn local_first(
     } = wrapper;
     let p = private(config);
     let call = &config.call;
-    let span = call.return_span;
     let parts = key_parts(config);
     let args = &call.args;
-    let body = body_call(&config.body);
     let hit = callback(&call.hit);
-    let miss = callback(&call.miss);
     let policy = policy(config);
     let prefix = prefix(config);
     let lookup = quote! {
-        #p::local_lookup(__cache, ::core::convert::AsRef::<str>::as_ref(&__cache_prefix), true, #parts, &__cache_policy)
+        #p::local_lookup(__cache, ::core::convert::AsRef::<str>::as_ref(&__cache_prefix), #parts, &__cache_policy)
     };
     let lookup = match &config.place.cache {
         CacheChoice::Explicit(expr) => quote_spanned! {expr.span()=> {
@@ -127,16 +110,9 @@ fn local_first(
         .as_ref()
         .map(|_| quote!(#p::yield_now_and_then().await;));
     let memo = memoized_with_prefix(config, Some(false), quote!(__cache_prefix));
-    let run = quote_spanned! {span=>
-        __cache_memo.#method(
-            __cache_key,
-            (#(#args,)*),
-            move |(#(#args,)*)| #body,
-            __cache_policy,
-            #hit,
-            #miss,
-        )
-    };
+    // The policy's name spanned at the return type, as the policy itself.
+    let policy_name = quote_spanned!(call.return_span=> __cache_policy);
+    let run = memo_call(config, &method, policy_name);
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -156,6 +132,27 @@ fn local_first(
             let __cache_memo = #memo;
             #run #wait
         }
+    }
+}
+
+/// `__cache_memo.call(key, (args…), body, policy, hit, miss)` (or
+/// `call_refreshing` / `call_blocking`), spanned at the return type: a
+/// return type that is not `Serialize + DeserializeOwned` is reported there.
+fn memo_call(config: &FinalConfig, method: &TokenStream, policy: TokenStream) -> TokenStream {
+    let call = &config.call;
+    let args = &call.args;
+    let body = body_call(&config.body);
+    let hit = callback(&call.hit);
+    let miss = callback(&call.miss);
+    quote_spanned! {call.return_span=>
+        __cache_memo.#method(
+            __cache_key,
+            (#(#args,)*),
+            move |(#(#args,)*)| #body,
+            #policy,
+            #hit,
+            #miss,
+        )
     }
 }
 
