@@ -8,7 +8,9 @@
 //! under each fault: one writer process bumps a source of truth and
 //! alternately invalidates and refreshes the memoized entries of 4 keys,
 //! logging when each call returned; two reader processes call the memoized
-//! function in a tight loop through a cache with the local tier, logging
+//! function over and over through a cache with the local tier (pausing
+//! 20 µs after each pass over the keys, so that the 2 cores are not all
+//! taken by readers; the `saturated` scenario does not pause), logging
 //! what they saw. (The processes are this program, run again.) Then it
 //! prints one table: per scenario and reader, the reads, the share served
 //! from the local tier, ack → first observation p50/p99/max, and the
@@ -17,7 +19,7 @@
 //!
 //! Starts its own redis-server and local 3-master cluster: needs
 //! `redis-server` and `redis-cli` on `PATH`. Arguments pick scenarios by
-//! name (`quiet`, `quiet-concurrent`, `client-kill`, `restart`, `pause`, `debug-sleep`,
+//! name (`quiet`, `quiet-concurrent`, `saturated`, `client-kill`, `restart`, `pause`, `debug-sleep`,
 //! `proxy-stall`, `data-replies-held`, `flushall`, `slot-migration`); none runs them all.
 
 #[path = "../tests/support/mod.rs"]
@@ -44,9 +46,10 @@ fn main() {
     if coherence_roles::run_child_if_asked() {
         return;
     }
-    let all: [(&str, Scenario); 11] = [
+    let all: [(&str, Scenario); 12] = [
         ("quiet", coherence_faults::quiet),
         ("quiet-concurrent", coherence_faults::quiet_concurrent),
+        ("saturated", coherence_faults::saturated),
         ("client-kill", coherence_faults::client_kill),
         ("restart", coherence_faults::restart),
         ("pause", coherence_faults::pause),
@@ -71,8 +74,14 @@ fn main() {
         .map(|(_, scenario)| scenario);
     let plan = Plan::default();
     println!(
-        "writer + {} readers, {} keys, a write every {:?} + its round trip, {:?} per scenario",
-        plan.readers, plan.keys, plan.write_interval, plan.run
+        "writer + {} readers ({} task(s) each, a {:?} pause after each pass over the keys), \
+         {} keys, a write every {:?} + its round trip, {:?} per scenario",
+        plan.readers,
+        plan.reader_tasks,
+        plan.reader_pause.unwrap_or_default(),
+        plan.keys,
+        plan.write_interval,
+        plan.run
     );
     let launcher = Launcher::main();
     let mut rows = Vec::new();

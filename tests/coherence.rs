@@ -73,6 +73,12 @@ fn overlapping_lookups_in_one_reader_serve_no_stale_value() {
     check(coherence_faults::quiet_concurrent);
 }
 
+/// Readers that never pause: every core busy with them.
+#[test]
+fn saturating_readers_serve_no_stale_value() {
+    check(coherence_faults::saturated);
+}
+
 #[test]
 fn killing_the_tracking_connections_serves_no_stale_value() {
     check(coherence_faults::client_kill);

@@ -12,8 +12,9 @@
 //!   the cache counted an error (or a refresh that stored nothing) was not
 //!   acknowledged by Redis: it is retried, and only the call that went
 //!   through is logged. Its cache has no local tier.
-//! * A **reader** calls `version(key)` over the keys in a tight loop through
-//!   a cache with the local tier and logs [`Segment`]s, then its counters.
+//! * A **reader** calls `version(key)` over the keys again and again
+//!   (pausing `reader_pause` after each pass) through a cache with the
+//!   local tier and logs [`Segment`]s, then its counters.
 //!
 //! `COHERENCE_EXPERIMENT_NO_COALESCE` (set in the parent's environment,
 //! inherited by the children) builds the readers' caches with
@@ -52,6 +53,8 @@ const LOG_ENV: &str = "COHERENCE_LOG";
 const TRACKING_ENV: &str = "COHERENCE_TRACKING_URL";
 const DATA_ENV: &str = "COHERENCE_DATA_URL";
 const TASKS_ENV: &str = "COHERENCE_READER_TASKS";
+/// Microseconds; empty for no pause.
+const PAUSE_ENV: &str = "COHERENCE_READER_PAUSE_US";
 const WRITE_INTERVAL_ENV: &str = "COHERENCE_WRITE_INTERVAL_US";
 /// What a child prints once it is ready to start.
 const READY: &str = "COHERENCE-READY";
@@ -93,8 +96,10 @@ pub struct Setup {
     /// connection unless `tracking_url` says otherwise) goes here instead
     /// (a proxy); the source of truth stays on `urls`.
     pub data_url: Option<String>,
-    /// Tasks per reader, each reading every key in a tight loop.
+    /// Tasks per reader, each reading every key over and over.
     pub reader_tasks: usize,
+    /// A reader task's pause after each pass over the keys; `None`: none.
+    pub reader_pause: Option<Duration>,
     /// The writer's pause between two writes.
     pub write_interval: Duration,
 }
@@ -110,6 +115,10 @@ impl Setup {
             tracking_url: std::env::var(TRACKING_ENV).ok().filter(|u| !u.is_empty()),
             data_url: std::env::var(DATA_ENV).ok().filter(|u| !u.is_empty()),
             reader_tasks: var(TASKS_ENV).parse().expect("a task count"),
+            reader_pause: std::env::var(PAUSE_ENV)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| Duration::from_micros(v.parse().expect("microseconds"))),
             write_interval: Duration::from_micros(
                 var(WRITE_INTERVAL_ENV).parse().expect("microseconds"),
             ),
@@ -125,6 +134,11 @@ impl Setup {
             .env(TRACKING_ENV, self.tracking_url.as_deref().unwrap_or(""))
             .env(DATA_ENV, self.data_url.as_deref().unwrap_or(""))
             .env(TASKS_ENV, self.reader_tasks.to_string())
+            .env(
+                PAUSE_ENV,
+                self.reader_pause
+                    .map_or(String::new(), |p| p.as_micros().to_string()),
+            )
             .env(
                 WRITE_INTERVAL_ENV,
                 self.write_interval.as_micros().to_string(),
@@ -490,6 +504,7 @@ async fn reader(setup: &Setup) -> String {
 
     let start_stats = cache.stats();
     let keys = setup.keys;
+    let pause = setup.reader_pause;
     let tasks: Vec<_> = (0..setup.reader_tasks.max(1))
         .map(|_| {
             tokio::spawn(async move {
@@ -499,6 +514,11 @@ async fn reader(setup: &Setup) -> String {
                         let start = now_ns();
                         let v = version(key).await;
                         recorder.read(key, v, start, now_ns());
+                    }
+                    if let Some(pause) = pause {
+                        // Shorter than tokio's timer tick (1 ms): blocks this
+                        // worker, as a request's own work would.
+                        std::thread::sleep(pause);
                     }
                 }
                 recorder.finish()
