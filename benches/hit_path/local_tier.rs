@@ -7,6 +7,9 @@
 //!   10,000 spread keys, against the Redis-only memoized hit on the same
 //!   keys and against the clone alone (of 10,000 values spread over memory
 //!   as the tier's are, and of one hot value);
+//!   The same over 100 keys, whose values stay in the CPU's caches,
+//!   separates what the lookup costs from what reaching values spread over
+//!   memory costs;
 //! * (c) 10,000 Zipf-distributed keys (s = 1) with a budget that holds
 //!   about a third of them: hit ratio and throughput.
 //!
@@ -21,6 +24,8 @@ use super::fixtures;
 
 /// Keys of the spread and Zipf rows.
 const KEYS: u64 = 10_000;
+/// Keys of the rows whose values stay in the CPU's caches.
+const FEW: u64 = 100;
 
 #[cache_memoize(ttl = 3600, alias = "tiered", prefix = "tier::copy")]
 async fn tier_copy(id: u64) -> u64 {
@@ -58,7 +63,9 @@ enum Row {
     ArcHot,
     CloneAlone,
     CloneSpread,
+    CloneFew,
     SmallSpread,
+    SmallFew,
     RedisSmallSpread,
     Zipf,
 }
@@ -70,7 +77,9 @@ impl Row {
             Row::ArcHot => "tier hit, Arc<Vec<String>>, hot key",
             Row::CloneAlone => "clone of SMALL alone, one value",
             Row::CloneSpread => "clone of SMALL alone, 10k values",
+            Row::CloneFew => "clone of SMALL alone, 100 values",
             Row::SmallSpread => "tier hit, SMALL owned, 10k spread",
+            Row::SmallFew => "tier hit, SMALL owned, 100 spread",
             Row::RedisSmallSpread => "Redis-only hit, SMALL, 10k spread",
             Row::Zipf => "tier, SMALL, 10k Zipf, ~1/3 fit",
         }
@@ -120,6 +129,7 @@ async fn run(row: Row, tasks: usize, calls: usize, zipf: &Arc<Zipf>) -> f64 {
                 let mut sink = 0usize;
                 for call in 0..per_task {
                     let spread = (task as u64 * 7_919 + call as u64) % KEYS + 1;
+                    let few = (task as u64 * 7_919 + call as u64) % FEW + 1;
                     sink += match row {
                         Row::CopyHot => tier_copy(1).await as usize,
                         Row::ArcHot => tier_arc(1).await.len(),
@@ -135,7 +145,13 @@ async fn run(row: Row, tasks: usize, calls: usize, zipf: &Arc<Zipf>) -> f64 {
                             tokio::task::consume_budget().await;
                             copy.len()
                         }
+                        Row::CloneFew => {
+                            let copy = values[few as usize - 1].clone();
+                            tokio::task::consume_budget().await;
+                            copy.len()
+                        }
                         Row::SmallSpread => tier_small(spread).await.len(),
+                        Row::SmallFew => tier_small(few).await.len(),
                         Row::RedisSmallSpread => redis_small(spread).await.len(),
                         Row::Zipf => zipf_small(zipf.sample(&mut rng)).await.len(),
                     };
@@ -184,7 +200,9 @@ pub async fn rows(url: &str, benching: bool, only: &str) {
         (Row::ArcHot, 2),
         (Row::CloneAlone, 2),
         (Row::CloneSpread, 2),
+        (Row::CloneFew, 2),
         (Row::SmallSpread, 2),
+        (Row::SmallFew, 2),
         (Row::RedisSmallSpread, 2),
         (Row::SmallSpread, 64),
         (Row::RedisSmallSpread, 64),
@@ -203,7 +221,7 @@ pub async fn rows(url: &str, benching: bool, only: &str) {
             let calls = match (benching, row) {
                 (false, _) => 64,
                 (true, Row::RedisSmallSpread) => 40_000,
-                (true, Row::Zipf | Row::SmallSpread) => 1_000_000,
+                (true, Row::Zipf | Row::SmallSpread | Row::SmallFew) => 1_000_000,
                 (true, _) => 4_000_000,
             };
             let before = registry::resolve(Some("zipf")).stats();
@@ -238,6 +256,10 @@ pub async fn rows(url: &str, benching: bool, only: &str) {
                 per_second / rate(Row::RedisSmallSpread, *tasks),
                 rate(Row::CloneSpread, 2) / per_second,
                 rate(Row::CloneAlone, 2) / per_second
+            ),
+            Row::SmallFew => format!(
+                "{:.2}x the cost of a clone (100 values)",
+                rate(Row::CloneFew, 2) / per_second
             ),
             Row::Zipf => format!("local hit ratio {:.3}", median(zipf_ratio.clone())),
             _ => String::new(),
