@@ -26,10 +26,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io;
 
 use serde::Serialize;
-use xxhash_rust::xxh3::Xxh3;
+use smallvec::SmallVec;
 
 use crate::error::CodecError;
 
@@ -118,18 +117,60 @@ impl KeyBuilder {
         function_prefix: &str,
         args: &A,
     ) -> Result<FullKey, CodecError> {
-        let hash = args_hash(args)?;
+        Ok(self.function_key_of(function_prefix, args_hash(args)?))
+    }
+
+    /// [`function_key`](Self::function_key) from the arguments' hash
+    /// ([`args_hash`]).
+    pub fn function_key_of(&self, function_prefix: &str, args_hash: u128) -> FullKey {
         if function_prefix.len() + 1 + ARGS_HASH_LEN > MAX_READABLE_KEY_LEN {
-            let user_key = format!("{function_prefix}:{hash:032x}");
-            return Ok(FullKey(self.full_key(&user_key)));
+            let user_key = format!("{function_prefix}:{args_hash:032x}");
+            return FullKey(self.full_key(&user_key));
         }
         let mut full =
             String::with_capacity(self.namespace.len() + function_prefix.len() + 1 + ARGS_HASH_LEN);
         full.push_str(&self.namespace);
         full.push_str(function_prefix);
         full.push(':');
-        push_hex(&mut full, hash);
-        Ok(FullKey(full))
+        push_hex(&mut full, args_hash);
+        FullKey(full)
+    }
+
+    /// The XXH3-128 hash of the bytes of
+    /// [`function_key_of(function_prefix, args_hash)`](Self::function_key_of),
+    /// computed without allocating (the local tier's key).
+    ///
+    /// ```
+    /// # use cache_core::KeyBuilder;
+    /// let keys = KeyBuilder::new("app", 1);
+    /// let full = keys.function_key_of("shop::price", 7);
+    /// assert_eq!(
+    ///     keys.function_key_hash("shop::price", 7),
+    ///     xxhash_rust::xxh3::xxh3_128(full.as_str().as_bytes())
+    /// );
+    /// ```
+    pub fn function_key_hash(&self, function_prefix: &str, args_hash: u128) -> u128 {
+        if function_prefix.len() + 1 + ARGS_HASH_LEN > MAX_READABLE_KEY_LEN {
+            let full = self.function_key_of(function_prefix, args_hash);
+            return xxhash_rust::xxh3::xxh3_128(full.as_str().as_bytes());
+        }
+        let (namespace, prefix) = (self.namespace.as_bytes(), function_prefix.as_bytes());
+        let len = namespace.len() + prefix.len() + 1 + ARGS_HASH_LEN;
+        let mut on_stack = [0u8; 256];
+        let mut on_heap = Vec::new();
+        let full = if len <= on_stack.len() {
+            &mut on_stack[..len]
+        } else {
+            on_heap.resize(len, 0);
+            &mut on_heap[..]
+        };
+        let (ns, rest) = full.split_at_mut(namespace.len());
+        ns.copy_from_slice(namespace);
+        let (p, rest) = rest.split_at_mut(prefix.len());
+        p.copy_from_slice(prefix);
+        rest[0] = b':';
+        rest[1..].copy_from_slice(&hex_digits(args_hash));
+        xxhash_rust::xxh3::xxh3_128(full)
     }
 
     /// The key holding the version of tag `tag`: `{ns}#tag:{tag}` (one key
@@ -265,36 +306,34 @@ pub fn function_key<A: Serialize + ?Sized>(
     Ok(key)
 }
 
-/// Appends `hash` as 32 lowercase hex digits (as `{:032x}`, without the
-/// formatting machinery: this runs on every memoized call).
+/// Appends `hash` as 32 lowercase hex digits.
 fn push_hex(out: &mut String, hash: u128) {
+    out.push_str(std::str::from_utf8(&hex_digits(hash)).expect("hex digits are ASCII"));
+}
+
+/// `hash` as 32 lowercase hex digits (as `{:032x}`, without the formatting
+/// machinery: this runs on every memoized call).
+fn hex_digits(hash: u128) -> [u8; 32] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 32];
     for (i, digit) in digits.iter_mut().enumerate() {
         *digit = DIGITS[((hash >> (124 - 4 * i)) & 0xf) as usize];
     }
-    out.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+    digits
 }
 
 /// The stable 128-bit hash of `args`' MessagePack form.
+///
+/// The bytes are written to a buffer on the stack (on the heap past 128
+/// bytes) and hashed in one go: XXH3's one-shot and streaming forms give
+/// the same hash, and the one-shot form skips the streaming state's
+/// setup, which cost more than the hashing on a hit from the local tier.
 pub fn args_hash<A: Serialize + ?Sized>(args: &A) -> Result<u128, CodecError> {
-    let mut hasher = HashWriter(Xxh3::new());
-    let mut ser = rmp_serde::Serializer::new(&mut hasher).with_struct_map();
+    let mut bytes = SmallVec::<[u8; 128]>::new();
+    let mut ser = rmp_serde::Serializer::new(&mut bytes).with_struct_map();
     args.serialize(&mut ser)
         .map_err(|e| CodecError::serialize("msgpack (key)", e))?;
-    Ok(hasher.0.digest128())
-}
-
-struct HashWriter(Xxh3);
-
-impl io::Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    Ok(xxhash_rust::xxh3::xxh3_128(&bytes))
 }
 
 /// Selects keys by prefix, the same way in every backend: Redis gets a
@@ -552,6 +591,35 @@ mod tests {
         assert!(!m.matches(&kb.full_key(&format!("a{}z", "é".repeat(199)))));
         assert!(!m.matches(&kb.full_key(&"b".repeat(2_000))));
         assert!(m.glob().ends_with('*'));
+    }
+
+    #[test]
+    fn the_tier_hash_is_the_hash_of_the_full_key() {
+        let keys = KeyBuilder::new("app", 3);
+        let long = "p".repeat(MAX_READABLE_KEY_LEN);
+        for prefix in ["shop::price", "", long.as_str()] {
+            for args in [0u128, 42, u128::MAX] {
+                let full = keys.function_key_of(prefix, args);
+                assert_eq!(
+                    keys.function_key_hash(prefix, args),
+                    xxhash_rust::xxh3::xxh3_128(full.as_str().as_bytes()),
+                    "prefix of {} bytes",
+                    prefix.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn args_hash_is_the_streaming_hash_of_the_msgpack_bytes() {
+        // One-shot over a buffer that spills to the heap, or not.
+        for n in [0usize, 3, 200, 5_000] {
+            let args = ("x".repeat(n), 7u8);
+            let bytes = rmp_serde::to_vec_named(&args).unwrap();
+            let mut streaming = xxhash_rust::xxh3::Xxh3::new();
+            streaming.update(&bytes);
+            assert_eq!(args_hash(&args).unwrap(), streaming.digest128(), "{n}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::cache::{Cache, CallOptions};
 use crate::error::CodecError;
 use crate::function_stats::{self, Outcome};
-use crate::key::FullKey;
+use crate::key::{args_hash, FullKey};
 pub use crate::local_value::{LocalByClone, LocalNever, LocalProbe, LocalValue};
 use crate::memoizing::{Answer, CallReport};
 use crate::store::{self, StorePolicy};
@@ -55,14 +55,20 @@ pub fn local_lookup<R, S>(
     parts: &[KeyPart<'_>],
     policy: &Policy<R, S>,
 ) -> LocalLookup<R> {
-    let key = cache.keys().function_key(prefix, parts);
-    if let (Ok(full), Some(how)) = (&key, policy.local) {
-        if let Some(value) = cache.local_get(full.as_str(), how) {
+    let keys = cache.keys();
+    let args = match args_hash(parts) {
+        Ok(args) => args,
+        Err(e) => return LocalLookup::Miss(Err(e)),
+    };
+    if let Some(how) = policy.local {
+        // The tier's key is the hash of the full key's bytes, which are
+        // built only on a miss.
+        if let Some(value) = cache.local_get(|| keys.function_key_hash(prefix, args), how) {
             function_stats::record_local_hit(prefix);
             return LocalLookup::Hit((policy.wrap)(value));
         }
     }
-    LocalLookup::Miss(key)
+    LocalLookup::Miss(Ok(keys.function_key_of(prefix, args)))
 }
 
 /// Runs a memoized function's `hit` callback on its arguments (for a hit

@@ -548,14 +548,19 @@ impl Cache {
             .then_some((tier, value))
     }
 
-    /// The local tier's value for `full`, with no check of the call's
-    /// options (the caller knows it may use the tier).
-    pub(crate) fn local_get<S>(&self, full: &str, local: LocalValue<S>) -> Option<S> {
+    /// The local tier's value for the key whose [`key_hash`] `hash` gives
+    /// (asked only when the cache has a tier that is on), with no check of
+    /// the call's options (the caller knows it may use the tier).
+    pub(crate) fn local_get<S>(
+        &self,
+        hash: impl FnOnce() -> u128,
+        local: LocalValue<S>,
+    ) -> Option<S> {
         let tier = self.inner.local.as_deref()?;
         if tier.is_off() {
             return None;
         }
-        tier.get(key_hash(full), local.take)
+        tier.get(hash(), local.take)
     }
 
     /// The local tier's value for `full`, for a call that may use it.
@@ -570,7 +575,7 @@ impl Cache {
             return None;
         }
         let (_, value) = self.local_route(local, options, tags)?;
-        self.local_get(full, value)
+        self.local_get(|| key_hash(full), value)
     }
 
     /// Puts a value read or computed under the route's ticket in memory.

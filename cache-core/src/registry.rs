@@ -17,10 +17,14 @@ use crate::cache::Cache;
 /// The alias of the default cache.
 pub const DEFAULT_ALIAS: &str = "default";
 
+/// Aliases to caches, hashed with foldhash (not SipHash: looked up on every
+/// call, by aliases the program chose).
+type Caches = HashMap<String, Cache, foldhash::fast::FixedState>;
+
 /// Read on every memoized call, written at start-up: reads are lock-free
 /// (no cache line bouncing between cores), writes copy the map.
-fn caches() -> &'static ArcSwap<HashMap<String, Cache>> {
-    static CACHES: OnceLock<ArcSwap<HashMap<String, Cache>>> = OnceLock::new();
+fn caches() -> &'static ArcSwap<Caches> {
+    static CACHES: OnceLock<ArcSwap<Caches>> = OnceLock::new();
     CACHES.get_or_init(Default::default)
 }
 
@@ -33,7 +37,7 @@ fn writer() -> std::sync::MutexGuard<'static, ()> {
 /// Registers `cache` under `alias`, replacing any cache registered there.
 pub fn register(alias: &str, cache: Cache) {
     let _writing = writer();
-    let mut map = HashMap::clone(&caches().load());
+    let mut map = Caches::clone(&caches().load());
     map.insert(alias.to_owned(), cache);
     caches().store(map.into());
 }
@@ -84,7 +88,7 @@ pub fn default_cache() -> Cache {
          (call cache_memoize::registry::set_default to use Redis)"
     );
     let cache = Cache::memory();
-    let mut map = HashMap::clone(&caches().load());
+    let mut map = Caches::clone(&caches().load());
     map.insert(DEFAULT_ALIAS.to_owned(), cache.clone());
     caches().store(map.into());
     cache
